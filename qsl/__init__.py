@@ -1,0 +1,1 @@
+"""Data in: the IMDB reviews, their preprocessing into token ids, and the LoadGen QSL."""

@@ -1,0 +1,85 @@
+"""Safe, once-only extraction of a ``.tar.gz`` of the IMDB layout into the cache.
+
+Only regular files and folders are extracted. A member with an absolute name,
+a ``..`` that leaves the target, a link, or a device makes the whole archive
+fail with :class:`UnsafeArchiveError` before anything is written. Extraction
+goes to a temporary sibling folder that is renamed into place only when
+complete, so an interrupted run never leaves a half-extracted dataset behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from qsl.errors import DatasetError, UnsafeArchiveError
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.endswith(ARCHIVE_SUFFIXES)
+
+
+def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_member(member: tarfile.TarInfo) -> None:
+    """Raise :class:`UnsafeArchiveError` unless ``member`` is a plain file or folder inside the target."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        raise UnsafeArchiveError(f"archive member {member.name!r} would be written outside the extraction folder")
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if (member.issym() or member.islnk()) else "device or special file"
+        raise UnsafeArchiveError(f"archive member {member.name!r} is a {kind}; only regular files are accepted")
+
+
+def extract_archive(archive: Path, target: Path) -> None:
+    """Extract every member of ``archive`` into the new folder ``target``, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                check_member(member)
+            for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
+                tar.extract(member, staging, filter="data")
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not target.is_dir():  # else another process finished the same extraction first
+                raise
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DatasetError(f"cannot extract {archive}: {error}; check the file or download it again") from error
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def extracted_archive(archive: Path, cache_root: Path) -> Path:
+    """Folder holding the extracted ``archive``, extracting it on first use.
+
+    The folder is keyed by the archive's sha256, so a changed archive is
+    extracted anew and never mixed with an older extraction.
+    """
+    target = cache_root / "datasets" / sha256_of_file(archive)[:20]
+    if not target.is_dir():
+        log.info("extracting %s into %s (once)", archive, target)
+        extract_archive(archive, target)
+    return target

@@ -1,0 +1,67 @@
+"""The LoadGen QuerySampleLibrary over the IMDB test reviews.
+
+Samples are the test split in the benchmark's order (see :mod:`qsl.reviews`),
+tokenized before the run from the cache (:mod:`qsl.token_cache`). LoadGen
+decides which samples live in RAM: :meth:`ImdbQSL.load_samples` prepares the
+named samples (truncated to 1000 ids, contiguous int32) into the in-RAM set
+that the SUT reads, and :meth:`ImdbQSL.unload_samples` drops them. Reading a
+sample that LoadGen has not loaded is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import mlperf_loadgen as lg
+import numpy as np
+
+from qsl.token_cache import TokenizedSplit
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 1000
+
+
+class SampleNotLoadedError(KeyError):
+    """The SUT asked for a sample that LoadGen has not loaded."""
+
+
+class ImdbQSL:
+    """QSL of ``split`` (already restricted by ``--count``); ``handle`` is LoadGen's QSL."""
+
+    def __init__(self, split: TokenizedSplit, performance_sample_count: int | None = None):
+        if len(split) == 0:
+            raise ValueError("the QSL needs at least one sample")
+        self.split = split
+        self.performance_sample_count = min(performance_sample_count or len(split), len(split))
+        self.loaded: dict[int, np.ndarray] = {}
+        self.handle = lg.ConstructQSL(len(split), self.performance_sample_count, self.load_samples, self.unload_samples)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels (N,) int64 in QSL index order: 1 positive, 0 negative."""
+        return self.split.labels
+
+    def load_samples(self, indices: Sequence[int]) -> None:
+        for index in indices:
+            self.loaded[index] = np.ascontiguousarray(self.split.token_ids[index][:MAX_LENGTH], dtype=np.int32)
+        log.info("loaded %d samples into RAM (%d resident)", len(indices), len(self.loaded))
+
+    def unload_samples(self, indices: Sequence[int]) -> None:
+        for index in indices:
+            self.loaded.pop(index, None)
+        log.info("unloaded %d samples (%d resident)", len(indices), len(self.loaded))
+
+    def token_ids(self, index: int) -> np.ndarray:
+        """Ids of a loaded sample, shape (n <= 1000,) int32."""
+        try:
+            return self.loaded[index]
+        except KeyError:
+            raise SampleNotLoadedError(f"sample {index} was issued but is not loaded: LoadGen did not call LoadSamplesToRam for it") from None
+
+    def destroy(self) -> None:
+        lg.DestroyQSL(self.handle)

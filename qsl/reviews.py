@@ -1,0 +1,101 @@
+"""The IMDB reviews of one split, in the benchmark's fixed sample order.
+
+Layout: ``<root>/{train,test}/{pos,neg}/<id>_<rating>.txt``. Sample order of a
+split: the ``pos`` and ``neg`` files, each sorted by numeric id, interleaved
+``pos[0], neg[0], pos[1], neg[1], ...`` (leftovers of the longer class last),
+so the first N samples are balanced. Label 1 = positive, 0 = negative.
+
+A file that is not valid UTF-8 is read with each undecodable byte replaced by
+U+FFFD and a warning that names the file: the sample is kept, because a
+benchmark must run every sample of its split.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+
+from qsl.archive import extracted_archive, is_archive
+from qsl.errors import DatasetError
+from qsl.locations import cache_dir
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
+POSITIVE, NEGATIVE = 1, 0
+
+
+@dataclass(frozen=True)
+class Review:
+    """One review file and its label (1 = positive, 0 = negative)."""
+
+    path: Path
+    label: int
+
+    @property
+    def name(self) -> str:
+        """``<split>/<pos|neg>/<file>``, stable across machines."""
+        return "/".join(self.path.parts[-3:])
+
+
+def dataset_root(dataset_path: Path) -> Path:
+    """The folder that holds ``train/`` and ``test/``, given a folder or a ``.tar.gz``.
+
+    An archive is extracted once into the cache (see :mod:`qsl.archive`).
+    """
+    dataset_path = Path(dataset_path).expanduser()
+    if not dataset_path.exists():
+        raise DatasetError(
+            f"IMDB dataset not found at {dataset_path}. Download it with "
+            "'python -m qsl.download', or pass --dataset-path pointing to aclImdb_v1.tar.gz "
+            "or to an extracted aclImdb folder."
+        )
+    folder = extracted_archive(dataset_path, cache_dir()) if is_archive(dataset_path) else dataset_path
+    for candidate in (folder, folder / "aclImdb"):
+        if any((candidate / split).is_dir() for split in SPLITS):
+            return candidate
+    raise DatasetError(
+        f"{dataset_path} does not hold the IMDB layout: expected train/ or test/ "
+        "(or aclImdb/train, aclImdb/test) with pos/ and neg/ folders of <id>_<rating>.txt files"
+    )
+
+
+def _sorted_class_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise DatasetError(f"missing folder {folder}: the IMDB layout needs {folder.parent}/pos and {folder.parent}/neg")
+    files = [(int(m.group(1)), path) for path in folder.iterdir() if (m := REVIEW_NAME.match(path.name))]
+    if not files:
+        raise DatasetError(f"{folder} holds no review files named <id>_<rating>.txt")
+    return [path for _, path in sorted(files)]
+
+
+def split_reviews(root: Path, split: str) -> list[Review]:
+    """All reviews of ``split`` in the benchmark's sample order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    positives = _sorted_class_files(root / split / "pos")
+    negatives = _sorted_class_files(root / split / "neg")
+    ordered: list[Review] = []
+    for positive, negative in zip_longest(positives, negatives):
+        if positive is not None:
+            ordered.append(Review(positive, POSITIVE))
+        if negative is not None:
+            ordered.append(Review(negative, NEGATIVE))
+    return ordered
+
+
+def read_review(path: Path) -> str:
+    """Text of one review file; undecodable bytes become U+FFFD with a warning."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        log.warning(
+            "%s is not valid UTF-8 (first bad byte at offset %d); undecodable bytes replaced by U+FFFD",
+            path, error.start,
+        )
+        return raw.decode("utf-8", errors="replace")

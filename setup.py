@@ -1,0 +1,24 @@
+"""Seq2CNN MLPerf Inference system-under-test (sentiment analysis on IMDB)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="seq2cnn-mlperf",
+    version="0.1.0",
+    description="MLPerf Inference system-under-test for Seq2CNN sentiment analysis on IMDB, driven by LoadGen",
+    python_requires=">=3.10",
+    packages=find_packages(include=["qsl", "qsl.*", "model", "model.*", "sut", "sut.*", "tools", "tools.*"]),
+    package_data={"model": ["seq2cnn.safetensors", "seq2cnn.safetensors.sha256", "vocab.json", "MODEL.md"]},
+    install_requires=[
+        # Install the torch build for your machine first (CPU or CUDA); 2.13.0 is the tested release.
+        "torch>=2.3,<2.14",
+        "numpy>=1.26,<3",
+        # Tokenization depends on spaCy's rules: the token cache is keyed by the spaCy version.
+        "spacy>=3.7,<3.9",
+        "pyyaml>=6.0,<7",
+        "safetensors>=0.4,<1",
+        "tqdm>=4.66,<5",
+        "mlcommons-loadgen>=5.0,<7",
+    ],
+    extras_require={"test": ["pytest>=8,<10"]},
+)
