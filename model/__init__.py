@@ -1,0 +1,1 @@
+"""The math: the Seq2CNN network, its weights, training and evaluation."""

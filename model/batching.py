@@ -1,0 +1,53 @@
+"""Batches of variable-length reviews that compute exactly the reference function.
+
+The reference pads every review to 1000 ids. Padding a batch only to
+``min(longest + 4, 1000)`` gives the same logits: every review still has at
+least one window wholly inside the padding for both kernel sizes (3 and 4),
+and all such windows yield the same vector, so the max over time is unchanged.
+Reviews longer than 1000 ids are truncated, as in the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+MAX_LENGTH = 1000
+#: padding kept after the longest review: one window wholly in padding for kernel 4
+PAD_MARGIN = 4
+
+
+def pad_to_width(token_ids: Sequence[np.ndarray], width: int) -> torch.Tensor:
+    """Ids (B, width) int64: each review truncated to ``width`` ids, right-padded with 0."""
+    batch = np.zeros((len(token_ids), width), dtype=np.int64)
+    for row, ids in enumerate(token_ids):
+        kept = ids[:width]
+        batch[row, : len(kept)] = kept
+    return torch.from_numpy(batch)
+
+
+def padded_batch(token_ids: Sequence[np.ndarray], max_length: int = MAX_LENGTH) -> torch.Tensor:
+    """Ids (B, min(longest + 4, max_length)) int64, right-padded with 0; same logits as padding to 1000."""
+    longest = max(min(len(ids), max_length) for ids in token_ids)
+    return pad_to_width(token_ids, min(longest + PAD_MARGIN, max_length))
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first), in a fixed order."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def shuffled_length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator, pool_batches: int = 50) -> list[np.ndarray]:
+    """Training batches: shuffle, sort by length within pools of ``pool_batches`` batches, shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]

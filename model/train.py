@@ -1,0 +1,152 @@
+"""Train Seq2CNN on the IMDB train split (the test split is never read).
+
+    python -m model.train --dataset-path ../shared/data/aclImdb_labeled.tar.gz
+
+Recipe: AdamW (lr 5e-4 decayed linearly to 0, weight decay 0.01), batches of
+32 reviews grouped by length, word dropout 0.1 (each training review loses a
+random 10% of its tokens each epoch), dropout 0.5 before the classifier, bf16
+autocast on the CPU, 3 epochs. The last ``--holdout`` reviews of the train
+split's sample order (balanced, and of movies not seen in training since the
+ids group reviews by movie) are held out for validation. Validation runs in
+fp32 on batches padded as in :mod:`model.batching`, which gives the reference
+function exactly. The final weights are written as safetensors with their
+sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
+from model.network import Seq2CNN, Seq2CNNConfig
+from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, save_weights
+from qsl.locations import default_dataset_path
+from qsl.reviews import dataset_root
+from qsl.token_cache import tokenized_split
+from qsl.vocabulary import Vocabulary
+
+log = logging.getLogger("model.train")
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(requested)
+
+
+@torch.no_grad()
+def predict_logits(model: Seq2CNN, token_ids: list[np.ndarray], device: torch.device, batch_size: int = 64, desc: str = "validating") -> np.ndarray:
+    """fp32 logits (N, 2), equal to the reference's (padding to 1000) up to rounding."""
+    model.eval()
+    logits = np.zeros((len(token_ids), 2), dtype=np.float32)
+    for batch in tqdm(length_sorted_batches([len(ids) for ids in token_ids], batch_size), desc=desc, unit="batch", leave=False):
+        logits[batch] = model(padded_batch([token_ids[i] for i in batch]).to(device)).float().cpu().numpy()
+    return logits
+
+
+def drop_words(ids: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    if rate <= 0 or len(ids) == 0:
+        return ids
+    return ids[rng.random(len(ids)) >= rate]
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = pick_device(args.device)
+    vocabulary = Vocabulary.load(args.vocabulary)
+    split = tokenized_split(dataset_root(args.dataset_path), "train", vocabulary)
+    n_train = len(split) - args.holdout
+    train_ids, train_labels = split.token_ids[:n_train], split.labels[:n_train]
+    held_ids, held_labels = split.token_ids[n_train:], split.labels[n_train:]
+    log.info("train split: %d reviews for training, %d held out (%d positive)", n_train, len(held_ids), int(held_labels.sum()))
+
+    model = Seq2CNN(Seq2CNNConfig(dropout=args.dropout)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total_steps))
+    loss_fn = nn.CrossEntropyLoss()
+    autocast_dtype = torch.bfloat16 if args.bf16 else None
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        epoch_started = time.perf_counter()
+        dropped = [drop_words(ids[:1000], args.word_dropout, rng) for ids in train_ids]
+        batches = shuffled_length_batches([len(ids) for ids in dropped], args.batch_size, rng)
+        loss_sum, seen = 0.0, 0
+        progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch")
+        for batch in progress:
+            ids = padded_batch([dropped[i] for i in batch]).to(device)
+            labels = torch.from_numpy(train_labels[batch]).to(device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = loss_fn(model(ids).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(batch)
+            seen += len(batch)
+            progress.set_postfix(loss=f"{loss_sum / seen:.4f}")
+        held_logits = predict_logits(model, held_ids, device)
+        held_accuracy = float((held_logits.argmax(1) == held_labels).mean())
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "holdout_accuracy": held_accuracy,
+            "epoch_seconds": time.perf_counter() - epoch_started,
+        }
+        history.append(record)
+        log.info("epoch %d: train loss %.4f, held-out accuracy %.4f (%d reviews), %.0f s",
+                 epoch, record["train_loss"], held_accuracy, len(held_ids), record["epoch_seconds"])
+    wall_seconds = time.perf_counter() - started
+    metadata = {"recipe": json.dumps({k: str(v) for k, v in vars(args).items()}), "history": json.dumps(history)}
+    digest = save_weights(model, args.output, metadata={k: v for k, v in metadata.items()})
+    log.info("wrote %s (sha256 %s) after %.0f s of training", args.output, digest, wall_seconds)
+    return {"history": history, "wall_seconds": wall_seconds, "sha256": digest}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path(), help="IMDB folder or .tar.gz")
+    parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
+    parser.add_argument("--output", type=Path, default=DEFAULT_WEIGHTS, help="where to write the safetensors weights")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--word-dropout", type=float, default=0.1)
+    parser.add_argument("--holdout", type=int, default=1000, help="train reviews held out for validation")
+    parser.add_argument("--seed", type=int, default=20261128)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32")
+    parser.add_argument("--log-file", type=Path, help="also write the log here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if args.log_file:
+        handlers.append(logging.FileHandler(args.log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
+    result = train(args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Seq2CNN weights on disk: safetensors, checked against a recorded sha256.
+
+The shipped weights are ``model/seq2cnn.safetensors``; their sha256 is
+recorded beside them in ``model/seq2cnn.safetensors.sha256`` (``sha256sum``
+format) and checked at every load. Every problem (missing file, checksum
+mismatch, missing/unexpected tensor, wrong shape) raises :class:`WeightsError`
+naming the file and the tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from model.network import Seq2CNN, Seq2CNNConfig
+
+MODEL_DIR = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = MODEL_DIR / "seq2cnn.safetensors"
+DEFAULT_VOCABULARY = MODEL_DIR / "vocab.json"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, corrupt, or do not fit the Seq2CNN network."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_file(weights_path: Path) -> Path:
+    return Path(f"{weights_path}.sha256")
+
+
+def expected_shapes(config: Seq2CNNConfig = Seq2CNNConfig()) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return {name: tuple(tensor.shape) for name, tensor in Seq2CNN(config).state_dict().items()}
+
+
+def check_state_dict(state: dict[str, torch.Tensor], source: str, config: Seq2CNNConfig = Seq2CNNConfig()) -> None:
+    """Raise :class:`WeightsError` unless ``state`` has exactly the network's tensors and shapes."""
+    shapes = expected_shapes(config)
+    missing = sorted(set(shapes) - set(state))
+    unexpected = sorted(set(state) - set(shapes))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source} does not hold Seq2CNN weights: missing tensors {missing or 'none'}, "
+            f"unexpected tensors {unexpected or 'none'}"
+        )
+    for name, shape in shapes.items():
+        if tuple(state[name].shape) != shape:
+            raise WeightsError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)}, expected {shape}")
+
+
+def save_weights(model: Seq2CNN, path: Path, metadata: dict[str, str] | None = None) -> str:
+    """Write fp32 weights atomically with their ``.sha256`` file; returns the sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    handle, temporary = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(state, temporary, metadata=metadata or {})
+        digest = sha256_of(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    checksum_file(path).write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def recorded_sha256(weights_path: Path) -> str | None:
+    record = checksum_file(weights_path)
+    if not record.is_file():
+        return None
+    return record.read_text().split()[0].lower()
+
+
+def load_state_dict(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, after checking its sha256 and its tensor names and shapes.
+
+    The expected sha256 is ``expected_sha256`` if given, else the one recorded
+    in ``<path>.sha256``; a file with neither is refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}; pass --model-path or restore model/seq2cnn.safetensors")
+    expected = expected_sha256 or recorded_sha256(path)
+    if expected is None:
+        raise WeightsError(f"no sha256 recorded for {path}: expected {checksum_file(path)} beside it")
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise WeightsError(f"checksum mismatch for {path}: sha256 is {actual}, expected {expected}; the file is corrupt or not the recorded one")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as error:
+        raise WeightsError(f"{path} is not a readable safetensors file: {error}") from error
+    check_state_dict(state, str(path))
+    return state
+
+
+def load_model(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = None) -> Seq2CNN:
+    """A Seq2CNN in eval mode with the checked weights of ``path``, fp32 on the CPU."""
+    model = Seq2CNN()
+    model.load_state_dict(load_state_dict(path, expected_sha256))
+    return model.eval()
