@@ -1,0 +1,133 @@
+"""qsl.archive: safe, atomic, once-only extraction; qsl.reviews.dataset_root on folders and archives."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import qsl.archive
+from qsl.archive import extracted_archive
+from qsl.errors import DatasetError, UnsafeArchiveError
+from qsl.reviews import dataset_root, split_reviews
+
+REVIEWS = {
+    "aclImdb/train/pos/0_9.txt": "a great film",
+    "aclImdb/train/neg/0_2.txt": "a dull film",
+    "aclImdb/test/pos/1_8.txt": "lovely<br />acting",
+    "aclImdb/test/neg/1_1.txt": "awful",
+}
+
+
+def file_member(name: str, text: str) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    data = text.encode()
+    info.size = len(data)
+    return info, data
+
+
+def special_member(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info, None
+
+
+def write_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A .tar.gz of ``members``, file entries only (as in the real archive)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SEQ2CNN_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def imdb_archive(tmp_path: Path) -> Path:
+    return write_archive(tmp_path / "aclImdb_small.tar.gz", [file_member(name, text) for name, text in REVIEWS.items()])
+
+
+def test_normal_archive_extracts(imdb_archive, cache):
+    folder = extracted_archive(imdb_archive, cache)
+    assert folder.parent == cache / "datasets"
+    for name, text in REVIEWS.items():
+        assert (folder / name).read_text() == text
+    assert [path.name for path in (cache / "datasets").iterdir()] == [folder.name]
+
+
+UNSAFE_MEMBERS = {
+    "parent path": file_member("../escaped.txt", "x"),
+    "nested parent path": file_member("aclImdb/../../escaped.txt", "x"),
+    "absolute path": file_member("/tmp/escaped.txt", "x"),
+    "symlink": special_member("aclImdb/train/pos/2_9.txt", tarfile.SYMTYPE, "/etc/passwd"),
+    "hard link": special_member("aclImdb/train/pos/3_9.txt", tarfile.LNKTYPE, "aclImdb/train/pos/0_9.txt"),
+    "character device": special_member("aclImdb/null", tarfile.CHRTYPE),
+    "fifo": special_member("aclImdb/pipe", tarfile.FIFOTYPE),
+}
+
+
+@pytest.mark.parametrize("kind", UNSAFE_MEMBERS)
+def test_unsafe_member_is_refused_and_nothing_is_left(kind, tmp_path, cache):
+    bad_info, bad_data = UNSAFE_MEMBERS[kind]
+    # A regular file first, so a lazy check would already have extracted something.
+    members = [file_member("aclImdb/train/pos/0_9.txt", "fine"), (bad_info, bad_data)]
+    archive = write_archive(tmp_path / "unsafe.tar.gz", members)
+    with pytest.raises(UnsafeArchiveError, match=re.escape(repr(bad_info.name))):
+        extracted_archive(archive, cache)
+    datasets = cache / "datasets"
+    assert not datasets.exists() or list(datasets.iterdir()) == []
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_second_call_reuses_the_extraction(imdb_archive, cache, monkeypatch):
+    folder = extracted_archive(imdb_archive, cache)
+    marker = folder / "marker"
+    marker.write_text("kept")
+
+    def extract_again(*args, **kwargs):
+        raise AssertionError("the archive was extracted a second time")
+
+    monkeypatch.setattr(qsl.archive, "extract_archive", extract_again)
+    assert extracted_archive(imdb_archive, cache) == folder
+    assert marker.read_text() == "kept"
+
+
+def test_corrupt_archive_raises_dataset_error_and_leaves_nothing(imdb_archive, tmp_path, cache):
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(imdb_archive.read_bytes()[:-40])
+    with pytest.raises(DatasetError, match="truncated.tar.gz"):
+        extracted_archive(truncated, cache)
+    datasets = cache / "datasets"
+    assert not datasets.exists() or list(datasets.iterdir()) == []
+
+
+def test_dataset_root_of_a_folder(tmp_path, cache):
+    for name, text in REVIEWS.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert dataset_root(tmp_path / "aclImdb") == tmp_path / "aclImdb"
+    assert dataset_root(tmp_path) == tmp_path / "aclImdb"
+    assert not cache.exists()
+
+
+def test_dataset_root_of_an_archive_with_top_folder(imdb_archive, cache):
+    root = dataset_root(imdb_archive)
+    assert root.name == "aclImdb" and root.parent.parent == cache / "datasets"
+    reviews = split_reviews(root, "train")
+    assert [(review.name, review.label) for review in reviews] == [("train/pos/0_9.txt", 1), ("train/neg/0_2.txt", 0)]
+    assert dataset_root(imdb_archive) == root
+
+
+def test_dataset_root_of_a_missing_path_explains_what_to_do(tmp_path, cache):
+    with pytest.raises(DatasetError, match="qsl.download"):
+        dataset_root(tmp_path / "nowhere.tar.gz")
