@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -19,11 +20,12 @@ import numpy as np
 from tqdm import tqdm
 
 from model.backends import Backend, ReferenceBackend
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS
+from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, WeightsError
+from qsl.errors import DatasetError
 from qsl.locations import default_dataset_path
 from qsl.reviews import dataset_root
 from qsl.token_cache import TokenizedSplit, tokenized_split
-from qsl.vocabulary import Vocabulary
+from qsl.vocabulary import Vocabulary, VocabularyError
 
 log = logging.getLogger("model.evaluate")
 
@@ -40,12 +42,12 @@ def load_test_split(dataset_path: Path, vocabulary_path: Path = DEFAULT_VOCABULA
     split = tokenized_split(dataset_root(dataset_path), "test", Vocabulary.load(vocabulary_path))
     if count is not None:
         if not 0 < count <= len(split):
-            raise SystemExit(f"--count {count} is outside 1..{len(split)} (the test split's size)")
+            raise DatasetError(f"--count {count} is outside 1..{len(split)}: the test split has {len(split)} reviews")
         split = split.head(count)
     return split
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, default=default_dataset_path(), help="IMDB folder or .tar.gz")
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
@@ -57,8 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    split = load_test_split(args.dataset_path, args.vocabulary, args.count)
-    backend = ReferenceBackend(args.model_path, threads=args.threads)
+    try:
+        split = load_test_split(args.dataset_path, args.vocabulary, args.count)
+        backend = ReferenceBackend(args.model_path, threads=args.threads)
+    except (DatasetError, WeightsError, VocabularyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     predictions = predict_split(backend, split, args.batch_size)
     seconds = time.perf_counter() - started
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"accuracy {result['accuracy']:.4%} ({correct}/{len(split)} test reviews, {backend.name} backend, {seconds:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
