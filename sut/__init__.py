@@ -1,0 +1,1 @@
+"""Scheduling and LoadGen: the system-under-test, its settings and its runs."""

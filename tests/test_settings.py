@@ -1,0 +1,229 @@
+"""LoadGen settings: the real configs take effect, read back from ``TestSettings`` and from LoadGen's own log."""
+
+from __future__ import annotations
+
+import array
+import json
+import logging
+
+import mlperf_loadgen as lg
+import pytest
+
+from sut.settings import (
+    DEFAULT_MLPERF_CONF,
+    DEFAULT_USER_CONF,
+    MODEL_NAME,
+    SCENARIOS,
+    ConfigError,
+    load_run_settings,
+    load_test_settings,
+)
+
+MS = 1_000_000  # nanoseconds
+
+# What configs/mlperf.conf promises, in TestSettings' units (ms, ns, fractions).
+MLPERF_CONF = {
+    "SingleStream": {"single_stream_target_latency_percentile": 0.90, "min_query_count": 100},
+    "MultiStream": {
+        "multi_stream_samples_per_query": 8,
+        "multi_stream_target_latency_percentile": 0.99,
+        "min_query_count": 662,
+    },
+    "Server": {
+        "server_target_latency_ns": 15 * MS,
+        "server_target_latency_percentile": 0.99,
+        "min_query_count": 100,
+    },
+    "Offline": {"min_query_count": 24576},
+}
+MLPERF_CONF_ALL_SCENARIOS = {"min_duration_ms": 600_000, "performance_sample_count_override": 25_000}
+
+# What configs/user.conf promises.
+USER_CONF = {
+    "SingleStream": {"single_stream_expected_latency_ns": 80 * MS},
+    "MultiStream": {"multi_stream_expected_latency_ns": 600 * MS},
+    "Server": {"server_target_qps": 5.0},
+    "Offline": {"offline_expected_qps": 13.0},
+}
+
+
+def built_in(scenario: str) -> lg.TestSettings:
+    settings = lg.TestSettings()
+    settings.FromConfig("", MODEL_NAME, scenario, 0)
+    return settings
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_both_config_files_take_effect(scenario):
+    settings = load_test_settings(scenario, "performance", DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF)
+
+    expected = {**MLPERF_CONF_ALL_SCENARIOS, **MLPERF_CONF[scenario], **USER_CONF[scenario]}
+    for name, value in expected.items():
+        assert getattr(settings, name) == pytest.approx(value), name
+    assert settings.scenario == SCENARIOS[scenario]
+    assert settings.mode == lg.TestMode.PerformanceOnly
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_seeds_come_from_loadgen_built_in_rules_on_every_load(scenario):
+    reference = built_in(scenario)
+    assert reference.qsl_rng_seed != 0
+    for _ in range(2):  # FromConfig(conf_type=1) would load them only once per process
+        settings = load_test_settings(scenario, "accuracy")
+        assert settings.mode == lg.TestMode.AccuracyOnly
+        for name in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
+            assert getattr(settings, name) == getattr(reference, name), name
+
+
+def test_real_configs_use_only_keys_loadgen_reads(caplog):
+    with caplog.at_level(logging.WARNING, logger="sut.settings"):
+        for scenario in SCENARIOS:
+            load_test_settings(scenario, "performance")
+    assert caplog.records == []
+
+
+def test_user_conf_is_read_after_mlperf_conf(tmp_path):
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text("# shorter runs on this system\nseq2cnn.*.min_duration = 1000\nseq2cnn.Offline.target_qps = 2.5\n")
+
+    settings = load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, user_conf)
+
+    assert settings.min_duration_ms == 1000
+    assert settings.offline_expected_qps == 2.5
+    assert settings.performance_sample_count_override == 25_000
+
+
+@pytest.mark.parametrize("which", ["mlperf_conf", "user_conf"])
+def test_missing_file_is_named(tmp_path, which):
+    missing = tmp_path / "nowhere" / f"{which}.conf"
+    files = {"mlperf_conf": DEFAULT_MLPERF_CONF, "user_conf": DEFAULT_USER_CONF, which: missing}
+
+    with pytest.raises(ConfigError, match="cannot read LoadGen config") as raised:
+        load_test_settings("Offline", "performance", **files)
+    assert str(missing) in str(raised.value)
+
+
+def test_comment_after_a_value_is_rejected_with_its_line(tmp_path):
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text("# tuning\nseq2cnn.Offline.target_qps = 13  # measured\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, user_conf)
+    message = str(raised.value)
+    assert str(user_conf) in message and "line 2" in message and "'#'" in message
+
+
+def test_key_loadgen_ignores_is_warned_about(tmp_path, caplog):
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text(
+        "seq2cnn.Offline.target_qsp = 13\n"
+        "seq2cnn.Ofline.target_qps = 13\n"
+        "*.*.qsl_rng_seed = 1\n"
+        "resnet50.Offline.anything = 1\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="sut.settings"):
+        settings = load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, user_conf)
+
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 3
+    assert "line 1" in warnings[0] and "'target_qsp'" in warnings[0]
+    assert "line 2" in warnings[1] and "'Ofline'" in warnings[1]
+    assert "line 3" in warnings[2] and "built-in" in warnings[2]
+    assert settings.qsl_rng_seed == built_in("Offline").qsl_rng_seed
+
+
+def test_unknown_scenario_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="SingleStream, MultiStream, Offline, Server"):
+        load_test_settings("Singlestream", "performance")
+
+
+def test_unknown_mode_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="performance, accuracy"):
+        load_test_settings("Offline", "submission")
+
+
+def test_duration_override_allows_a_short_run():
+    for scenario in SCENARIOS:
+        settings = load_test_settings(scenario, "performance", duration_s=2.5)
+        assert (settings.min_duration_ms, settings.max_duration_ms, settings.min_query_count) == (2500, 2500, 1)
+
+
+@pytest.mark.parametrize(
+    "scenario, attribute", [("Offline", "offline_expected_qps"), ("Server", "server_target_qps")]
+)
+def test_target_qps_override(scenario, attribute):
+    assert getattr(load_test_settings(scenario, "performance", target_qps=42.5), attribute) == 42.5
+
+
+@pytest.mark.parametrize(
+    "scenario, attribute",
+    [
+        ("SingleStream", "single_stream_expected_latency_ns"),
+        ("MultiStream", "multi_stream_expected_latency_ns"),
+        ("Server", "server_target_latency_ns"),
+    ],
+)
+def test_target_latency_override(scenario, attribute):
+    assert getattr(load_test_settings(scenario, "performance", target_latency_ms=12.5), attribute) == 12_500_000
+
+
+@pytest.mark.parametrize(
+    "scenario, overrides",
+    [
+        ("SingleStream", {"target_qps": 10.0}),
+        ("Offline", {"target_latency_ms": 10.0}),
+        ("Offline", {"duration_s": 0.0}),
+        ("Server", {"target_qps": -1.0}),
+    ],
+)
+def test_override_that_cannot_apply_is_an_error(scenario, overrides):
+    with pytest.raises(ConfigError):
+        load_test_settings(scenario, "performance", **overrides)
+
+
+def test_record_lists_files_overrides_and_effective_values():
+    plain = load_run_settings("Server", "performance").as_dict()
+    assert plain["overrides"] == [] and plain["quick_run"] is False
+    assert [entry["path"] for entry in plain["config_files"]] == [str(DEFAULT_MLPERF_CONF), str(DEFAULT_USER_CONF)]
+    assert plain["effective"]["server_target_latency_ns"] == 15 * MS
+    assert plain["effective"]["performance_sample_count_override"] == 25_000
+
+    quick = load_run_settings("Server", "performance", duration_s=3, target_qps=7).as_dict()
+    assert quick["quick_run"] is True
+    assert [override["option"] for override in quick["overrides"]] == ["duration_s", "target_qps"]
+    assert quick["effective"]["min_duration_ms"] == 3000 and quick["effective"]["server_target_qps"] == 7.0
+    json.dumps(quick)
+
+
+def test_loadgen_runs_with_the_loaded_settings(tmp_path):
+    """A real LoadGen run (instant stub SUT) logs the settings it was given."""
+    responses = []
+
+    def issue_queries(samples):
+        for sample in samples:
+            data = array.array("B", (1).to_bytes(8, "little"))
+            responses.append(data)
+            address, length = data.buffer_info()
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(sample.id, address, length)])
+
+    sut = lg.ConstructSUT(issue_queries, lambda: None)
+    qsl = lg.ConstructQSL(64, 64, lambda indices: None, lambda indices: None)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(tmp_path)
+    log_settings.enable_trace = False
+    try:
+        lg.StartTestWithLogSettings(sut, qsl, load_test_settings("SingleStream", "performance", duration_s=0.2), log_settings)
+    finally:
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut)
+
+    logged = {}
+    for line in (tmp_path / "mlperf_log_detail.txt").read_text().splitlines():
+        if line.startswith(":::MLLOG "):
+            record = json.loads(line[len(":::MLLOG "):])
+            logged[record["key"]] = record["value"]
+    assert logged["requested_scenario"] == "SingleStream"
+    assert logged["requested_single_stream_expected_latency_ns"] == 80 * MS
+    assert logged["requested_single_stream_target_latency_percentile"] == pytest.approx(0.9)
+    assert logged["requested_performance_sample_count_override"] == 25_000
+    assert logged["requested_min_duration_ms"] == 200
