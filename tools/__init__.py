@@ -1,0 +1,1 @@
+"""Post-processing: checkers that read what LoadGen wrote."""
