@@ -27,3 +27,6 @@ evaluate: install
 
 test: install
 	SEQ2CNN_TEST_DATASET="$(DATASET)" $(PY) -m pytest -q $(ARGS)
+
+run: install
+	$(PY) run.py --scenario $(SCENARIO) --dataset-path "$(DATASET)" $(ARGS)

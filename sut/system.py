@@ -1,0 +1,169 @@
+"""The Seq2CNN system-under-test: one SUT for the four LoadGen scenarios.
+
+How each scenario is served:
+
+- SingleStream and MultiStream: the query is computed inside ``issue_queries``
+  on LoadGen's thread, as one batch (1 review, or the query's 8 reviews): no
+  thread hand-off on the latency path.
+- Server and Offline: ``issue_queries`` only enqueues and returns at once. A
+  pool of worker threads takes work from the queue, merging what is waiting
+  into batches of up to ``max_batch_size`` reviews (Offline enqueues its one
+  big query as batches of that size).
+
+Failures: an exception inside inference is recorded in :attr:`error`, the
+:attr:`failed` event is set, and every sample in hand or arriving later is
+completed with an empty response so that no LoadGen thread waits forever; the
+runner then stops the run with the error and a non-zero exit code.
+
+Bookkeeping: :attr:`ledger` counts every sample LoadGen issued and every one
+completed, so a run can prove that each was completed exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import mlperf_loadgen as lg
+import numpy as np
+
+from model.backends import Backend
+from qsl.library import ImdbQSL
+from sut.responses import complete_samples, complete_without_result
+
+log = logging.getLogger(__name__)
+
+INLINE_SCENARIOS = {"SingleStream", "MultiStream"}
+QUEUED_SCENARIOS = {"Server", "Offline"}
+
+
+@dataclass
+class SampleLedger:
+    """Which LoadGen sample ids were issued and how often each was completed."""
+
+    issued: Counter = field(default_factory=Counter)
+    completed: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record_issued(self, sample_ids: Sequence[int]) -> None:
+        with self.lock:
+            self.issued.update(sample_ids)
+
+    def record_completed(self, sample_ids: Sequence[int]) -> None:
+        with self.lock:
+            self.completed.update(sample_ids)
+
+    def problems(self) -> dict[str, int]:
+        """Counts of samples never completed, completed twice or more, or completed but never issued."""
+        with self.lock:
+            return {
+                "never_completed": sum(1 for s in self.issued if self.completed[s] == 0),
+                "completed_more_than_once": sum(1 for s, n in self.completed.items() if n > 1),
+                "completed_not_issued": sum(1 for s in self.completed if s not in self.issued),
+            }
+
+    def summary(self) -> dict[str, int]:
+        with self.lock:
+            counts = {"issued": sum(self.issued.values()), "completed": sum(self.completed.values())}
+        return counts | self.problems()
+
+
+_STOP = object()
+
+
+class Seq2CNNSystem:
+    """LoadGen SUT over ``backend`` and ``qsl`` for ``scenario``; ``handle`` is LoadGen's SUT."""
+
+    def __init__(self, backend: Backend, qsl: ImdbQSL, scenario: str, max_batch_size: int = 32, workers: int = 1):
+        if scenario not in INLINE_SCENARIOS | QUEUED_SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}")
+        if max_batch_size < 1 or workers < 1:
+            raise ValueError("max_batch_size and workers must be at least 1")
+        self.backend = backend
+        self.qsl = qsl
+        self.scenario = scenario
+        self.max_batch_size = max_batch_size
+        self.ledger = SampleLedger()
+        self.error: BaseException | None = None
+        self.failed = threading.Event()
+        self._queue: queue.Queue = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        if scenario in QUEUED_SCENARIOS:
+            self._workers = [
+                threading.Thread(target=self._work, name=f"sut-worker-{i}", daemon=True) for i in range(workers)
+            ]
+            for worker in self._workers:
+                worker.start()
+        self.handle = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+
+    # LoadGen callbacks -------------------------------------------------
+
+    def issue_queries(self, query_samples: Sequence[lg.QuerySample]) -> None:
+        samples = [(sample.id, sample.index) for sample in query_samples]
+        self.ledger.record_issued([sample_id for sample_id, _ in samples])
+        if self.scenario in INLINE_SCENARIOS:
+            self._run_batch(samples)
+        else:
+            for start in range(0, len(samples), self.max_batch_size):
+                self._queue.put(samples[start : start + self.max_batch_size])
+
+    def flush_queries(self) -> None:
+        """Nothing is held back waiting for more work, so there is nothing to flush."""
+
+    # Work ----------------------------------------------------------------
+
+    def _run_batch(self, samples: list[tuple[int, int]]) -> None:
+        sample_ids = [sample_id for sample_id, _ in samples]
+        if self.failed.is_set():
+            complete_without_result(sample_ids)
+            self.ledger.record_completed(sample_ids)
+            return
+        try:
+            labels = self.backend.labels([self.qsl.token_ids(index) for _, index in samples])
+        except Exception as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it
+            self._record_failure(error)
+            complete_without_result(sample_ids)
+        else:
+            complete_samples(sample_ids, labels)
+        self.ledger.record_completed(sample_ids)
+
+    def _record_failure(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+            log.error("inference failed in the %s backend: %s: %s", self.backend.name, type(error).__name__, error, exc_info=error)
+        self.failed.set()
+
+    def _work(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is _STOP:
+                return
+            batch = list(task)
+            while len(batch) < self.max_batch_size:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                if len(batch) + len(more) > self.max_batch_size:
+                    self._run_batch(batch)
+                    batch = []
+                batch.extend(more)
+            self._run_batch(batch)
+
+    # Shutdown ------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the workers (after the queued work) and release LoadGen's SUT."""
+        for _ in self._workers:
+            self._queue.put(_STOP)
+        for worker in self._workers:
+            worker.join()
+        self._workers = []
+        lg.DestroySUT(self.handle)
