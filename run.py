@@ -18,12 +18,11 @@ import os
 import sys
 from pathlib import Path
 
-from model.backends import Backend
+from model.backends import BACKENDS, Backend
 from model.weights import WeightsError
 from qsl.errors import DatasetError
 from qsl.locations import default_dataset_path
 from qsl.vocabulary import VocabularyError
-from sut.backend_registry import BACKENDS
 from sut.runner import EXIT_INFERENCE_FAILED, RunConfig, RunError, RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
 from tools.accuracy_imdb import AccuracyCheckError
@@ -44,7 +43,12 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--count", type=int, help="use only the first N test reviews (balanced), for quick runs")
     parser.add_argument("--backend", choices=list(BACKENDS), default="reference")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--max-batchsize", type=int, default=32, help="largest batch of reviews the SUT runs at once")
+    parser.add_argument("--max-batchsize", type=int, default=64, help="largest batch of reviews the SUT runs at once")
+    parser.add_argument("--max-batch-tokens", type=int, default=16384,
+                        help="Offline: token ids per batch, reviews sorted by length (default: %(default)s)")
+    parser.add_argument("--batch-wait-ms", type=float, default=0.5,
+                        help="Server: how long a query may wait for others to share its batch "
+                             "(default: %(default)s; capped at a tenth of the latency target)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=1, help="worker threads for Server and Offline")
     quick = parser.add_argument_group("quick-run overrides (the run is then not valid for submission)")
@@ -58,8 +62,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.count is not None and args.count < 1:
         parser.error("--count must be at least 1")
-    if args.max_batchsize < 1 or args.workers < 1:
-        parser.error("--max-batchsize and --workers must be at least 1")
+    if args.max_batchsize < 1 or args.max_batch_tokens < 1 or args.workers < 1:
+        parser.error("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
+    if args.batch_wait_ms < 0:
+        parser.error("--batch-wait-ms must be at least 0")
     options = {k: v for k, v in vars(args).items() if k not in ("verbose", "max_batchsize") and v is not None}
     return RunConfig(max_batch_size=args.max_batchsize, **options)
 

@@ -1,9 +1,15 @@
 """Inference backends: one small interface, several ways to compute Seq2CNN.
 
 Every backend turns a batch of unpadded token-id arrays into logits and
-labels. Scheduling, batching policy and LoadGen live in ``sut/``; a backend
-only computes. :class:`ReferenceBackend` is the yardstick: each review padded
-or truncated to 1000 ids, fp32, exactly as the reference implementation.
+labels; scheduling, batching policy and LoadGen live in ``sut/``.
+
+- ``reference``: the yardstick. Each review padded (or truncated) to 1000 ids,
+  fp32 PyTorch, exactly as the reference implementation.
+- ``trimmed``: the same convolutions over only the review's real tokens plus
+  4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
+- ``folded``: the embedding folded into per-tap tables and the padding into
+  one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU,
+  torch gathers on a GPU.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from model.batching import pad_to_width
+from model.batching import pad_to_width, padded_batch
+from model.folded import FoldedTables
+from model.network import Seq2CNN
 from model.weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -30,22 +38,86 @@ class Backend(Protocol):
         """Predicted classes, int64 shape (len(token_ids),): 1 positive, 0 negative."""
 
 
-class ReferenceBackend:
-    """Reference-faithful PyTorch: every review padded to 1000 ids, fp32."""
+def torch_device(requested: str) -> torch.device:
+    """``requested`` as a torch device, refusing CUDA when torch sees none."""
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
+    return device
 
-    name = "reference"
+
+class _TorchModelBackend:
+    """Shared part of the backends that run the PyTorch module."""
+
+    name = "torch"
 
     def __init__(self, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
-        self.device = torch.device(device)
-        self.model = load_model(weights_path).to(self.device)
+        self.device = torch_device(device)
+        self.model: Seq2CNN = load_model(weights_path).to(self.device)
         self.max_length = self.model.config.max_length
+
+    def batch(self, token_ids: Sequence[np.ndarray]) -> torch.Tensor:
+        raise NotImplementedError
 
     @torch.inference_mode()
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
-        ids = pad_to_width(token_ids, self.max_length).to(self.device)
-        return self.model(ids).float().cpu().numpy()
+        return self.model(self.batch(token_ids).to(self.device)).float().cpu().numpy()
 
     def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         return self.logits(token_ids).argmax(axis=1).astype(np.int64)
+
+
+class ReferenceBackend(_TorchModelBackend):
+    """Reference-faithful PyTorch: every review padded to 1000 ids, fp32."""
+
+    name = "reference"
+
+    def batch(self, token_ids: Sequence[np.ndarray]) -> torch.Tensor:
+        return pad_to_width(token_ids, self.max_length)
+
+
+class TrimmedBackend(_TorchModelBackend):
+    """PyTorch fp32 over the real tokens only: the batch padded to its longest review + 4 ids."""
+
+    name = "trimmed"
+
+    def batch(self, token_ids: Sequence[np.ndarray]) -> torch.Tensor:
+        return padded_batch(token_ids, self.max_length)
+
+
+class FoldedBackend:
+    """Folded tables with a running max: a fused numba kernel on the CPU, torch gathers on a GPU."""
+
+    name = "folded"
+
+    def __init__(self, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None):
+        import numba
+
+        if threads:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            torch.set_num_threads(threads)
+        self.device = torch_device(device)
+        tables = FoldedTables.from_model(load_model(weights_path))
+        if self.device.type == "cpu":
+            self.compute = tables
+            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
+        else:
+            self.compute = tables.to_torch(self.device)
+
+    def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
+        return self.compute.logits(token_ids)
+
+    def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
+        return self.logits(token_ids).argmax(axis=1).astype(np.int64)
+
+
+BACKENDS = {backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)}
+
+
+def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None) -> Backend:
+    """The backend called ``name`` (see :data:`BACKENDS`) with the checked weights of ``weights_path``."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[name](weights_path, device, threads)

@@ -4,7 +4,9 @@
 
 Every review is padded (or truncated) to 1000 ids and run in fp32 by
 :class:`model.backends.ReferenceBackend`. On a 2-core CPU the 25,000 reviews
-take about half an hour; ``--count N`` evaluates the first N (balanced).
+take about half an hour; ``--count N`` evaluates the first N (balanced), and
+``--backend`` picks a faster exact backend. ``--save-logits`` keeps every
+review's logits for later comparisons (``python -m tools.bench``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.backends import Backend, ReferenceBackend
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, WeightsError
+from model.backends import BACKENDS, Backend, create_backend
+from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, WeightsError, sha256_of
 from qsl.errors import DatasetError
 from qsl.locations import default_dataset_path
 from qsl.reviews import dataset_root
@@ -31,11 +34,22 @@ log = logging.getLogger("model.evaluate")
 
 
 def predict_split(backend: Backend, split: TokenizedSplit, batch_size: int) -> np.ndarray:
-    """Predicted labels (N,) int64, in sample order."""
-    predictions = np.empty(len(split), dtype=np.int64)
+    """fp32 logits (N, 2), in sample order."""
+    logits = np.empty((len(split), 2), dtype=np.float32)
     for start in tqdm(range(0, len(split), batch_size), desc=f"evaluating ({backend.name})", unit="batch"):
-        predictions[start : start + batch_size] = backend.labels(split.token_ids[start : start + batch_size])
-    return predictions
+        logits[start : start + batch_size] = backend.logits(split.token_ids[start : start + batch_size])
+    return logits
+
+
+def save_logits(path: Path, logits: np.ndarray, split: TokenizedSplit, backend: str, weights_sha256: str) -> None:
+    """Write logits with what identifies them (review names, labels, backend, weights) as ``.npz``; never overwrites."""
+    if path.exists():
+        raise DatasetError(f"{path} already exists; choose another --save-logits path")
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as stream:
+        np.savez(stream, logits=logits, labels=split.labels, names=np.array(split.names),
+                 backend=np.array(backend), weights_sha256=np.array(weights_sha256))
+    os.replace(temporary, path)
 
 
 def load_test_split(dataset_path: Path, vocabulary_path: Path = DEFAULT_VOCABULARY, count: int | None = None) -> TokenizedSplit:
@@ -55,20 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, help="evaluate only the first N test reviews")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--backend", choices=list(BACKENDS), default="reference",
+                        help="how to compute the model (default: %(default)s, padding every review to 1000 ids in fp32)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--save-logits", type=Path, help="also write every review's logits here (.npz), e.g. for tools.bench")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
         split = load_test_split(args.dataset_path, args.vocabulary, args.count)
-        backend = ReferenceBackend(args.model_path, threads=args.threads)
-    except (DatasetError, WeightsError, VocabularyError) as error:
+        backend = create_backend(args.backend, args.model_path, threads=args.threads)
+        if args.save_logits and args.save_logits.exists():
+            raise DatasetError(f"{args.save_logits} already exists; choose another --save-logits path")
+    except (DatasetError, WeightsError, VocabularyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    predictions = predict_split(backend, split, args.batch_size)
+    logits = predict_split(backend, split, args.batch_size)
     seconds = time.perf_counter() - started
-    correct = int((predictions == split.labels).sum())
+    correct = int((logits.argmax(1) == split.labels).sum())
     result = {
         "backend": backend.name,
         "reviews": len(split),
@@ -76,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": correct / len(split),
         "seconds": round(seconds, 1),
         "weights": str(args.model_path),
+        "weights_sha256": sha256_of(args.model_path),
     }
+    if args.save_logits:
+        save_logits(args.save_logits, logits, split, backend.name, result["weights_sha256"])
     if args.output:
         args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"accuracy {result['accuracy']:.4%} ({correct}/{len(split)} test reviews, {backend.name} backend, {seconds:.0f} s)")

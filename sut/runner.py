@@ -19,12 +19,11 @@ from pathlib import Path
 
 import mlperf_loadgen as lg
 
-from model.backends import Backend
+from model.backends import Backend, create_backend
 from model.evaluate import load_test_split
 from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, load_state_dict, sha256_of
 from qsl.library import ImdbQSL
 from qsl.locations import default_dataset_path
-from sut.backend_registry import create_backend
 from sut.loadgen_log import LoadGenResult, read_result
 from sut.provenance import git_commit, machine, package_versions
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, RunSettings, load_run_settings
@@ -55,7 +54,9 @@ class RunConfig:
     count: int | None = None
     backend: str = "reference"
     device: str = "cpu"
-    max_batch_size: int = 32
+    max_batch_size: int = 64
+    max_batch_tokens: int = 16384
+    batch_wait_ms: float = 0.5
     threads: int | None = None
     workers: int = 1
     duration_s: float | None = None
@@ -95,6 +96,20 @@ def fit_to_sample_count(run_settings: RunSettings, sample_count: int) -> dict[st
         settings.performance_sample_count_override = sample_count
         return {"performance_sample_count_override": sample_count}
     return {}
+
+
+#: The Server batch wait never exceeds this fraction of the latency target.
+MAX_WAIT_FRACTION_OF_TARGET = 0.1
+
+
+def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float:
+    """The Server batch wait in seconds: as requested, capped at a tenth of the latency target."""
+    target_s = run_settings.test_settings.server_target_latency_ns / 1e9
+    wait_s = min(requested_ms / 1e3, MAX_WAIT_FRACTION_OF_TARGET * target_s)
+    if wait_s < requested_ms / 1e3:
+        log.warning("--batch-wait-ms %.3g capped at %.3g ms, a tenth of the %.3g ms latency target",
+                    requested_ms, wait_s * 1e3, target_s * 1e3)
+    return wait_s
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -145,7 +160,10 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
         backend = create_backend(config.backend, config.model_path, config.device, config.threads)
 
     qsl = ImdbQSL(split, run_settings.test_settings.performance_sample_count_override or len(split))
-    sut = Seq2CNNSystem(backend, qsl, config.scenario, config.max_batch_size, config.workers)
+    sut = Seq2CNNSystem(
+        backend, qsl, config.scenario, max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
+        batch_wait_s=server_batch_wait_s(config.batch_wait_ms, run_settings), workers=config.workers,
+    )
     run_dir.mkdir(parents=True)
     record = {
         "status": "running",

@@ -145,23 +145,6 @@ class RunSettings:
         }
 
 
-def load_test_settings(
-    scenario: str,
-    mode: str,
-    mlperf_conf: Path = DEFAULT_MLPERF_CONF,
-    user_conf: Path = DEFAULT_USER_CONF,
-    *,
-    duration_s: float | None = None,
-    target_qps: float | None = None,
-    target_latency_ms: float | None = None,
-) -> lg.TestSettings:
-    """The ``TestSettings`` of a run; see :func:`load_run_settings`."""
-    return load_run_settings(
-        scenario, mode, mlperf_conf, user_conf,
-        duration_s=duration_s, target_qps=target_qps, target_latency_ms=target_latency_ms,
-    ).test_settings
-
-
 def load_run_settings(
     scenario: str,
     mode: str,

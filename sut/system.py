@@ -5,10 +5,15 @@ How each scenario is served:
 - SingleStream and MultiStream: the query is computed inside ``issue_queries``
   on LoadGen's thread, as one batch (1 review, or the query's 8 reviews): no
   thread hand-off on the latency path.
-- Server and Offline: ``issue_queries`` only enqueues and returns at once. A
-  pool of worker threads takes work from the queue, merging what is waiting
-  into batches of up to ``max_batch_size`` reviews (Offline enqueues its one
-  big query as batches of that size).
+- Offline: ``issue_queries`` sorts the query's reviews by length, cuts them
+  into batches of at most ``max_batch_size`` reviews and ``max_batch_tokens``
+  token ids (similar lengths batch well on every backend), enqueues them and
+  returns at once; worker threads run the batches.
+- Server: ``issue_queries`` enqueues and returns at once. A worker takes the
+  oldest query and, for at most ``batch_wait_s``, gathers the queries that
+  arrive behind it into one batch of up to ``max_batch_size`` reviews: under
+  load the batches fill without waiting, at low load a query waits at most
+  ``batch_wait_s`` (keep it a small part of the latency target).
 
 Failures: an exception inside inference is recorded in :attr:`error`, the
 :attr:`failed` event is set, and every sample in hand or arriving later is
@@ -24,6 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -78,15 +84,20 @@ _STOP = object()
 class Seq2CNNSystem:
     """LoadGen SUT over ``backend`` and ``qsl`` for ``scenario``; ``handle`` is LoadGen's SUT."""
 
-    def __init__(self, backend: Backend, qsl: ImdbQSL, scenario: str, max_batch_size: int = 32, workers: int = 1):
+    def __init__(
+        self, backend: Backend, qsl: ImdbQSL, scenario: str, *,
+        max_batch_size: int = 32, max_batch_tokens: int = 1 << 30, batch_wait_s: float = 0.0, workers: int = 1,
+    ):
         if scenario not in INLINE_SCENARIOS | QUEUED_SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}")
-        if max_batch_size < 1 or workers < 1:
-            raise ValueError("max_batch_size and workers must be at least 1")
+        if max_batch_size < 1 or max_batch_tokens < 1 or workers < 1 or batch_wait_s < 0:
+            raise ValueError("batch size, token budget and workers must be at least 1, the batch wait at least 0")
         self.backend = backend
         self.qsl = qsl
         self.scenario = scenario
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.batch_wait_s = batch_wait_s
         self.ledger = SampleLedger()
         self.error: BaseException | None = None
         self.failed = threading.Event()
@@ -107,9 +118,26 @@ class Seq2CNNSystem:
         self.ledger.record_issued([sample_id for sample_id, _ in samples])
         if self.scenario in INLINE_SCENARIOS:
             self._run_batch(samples)
+        elif self.scenario == "Offline":
+            for batch in self._length_sorted_batches(samples):
+                self._queue.put(batch)
         else:
-            for start in range(0, len(samples), self.max_batch_size):
-                self._queue.put(samples[start : start + self.max_batch_size])
+            self._queue.put(samples)
+
+    def _length_sorted_batches(self, samples: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        """Samples longest first, cut at ``max_batch_size`` reviews or ``max_batch_tokens`` ids."""
+        lengths = {index: len(self.qsl.token_ids(index)) for _, index in samples}
+        ordered = sorted(samples, key=lambda sample: -lengths[sample[1]])
+        batches: list[list[tuple[int, int]]] = [[]]
+        tokens = 0
+        for sample in ordered:
+            length = lengths[sample[1]]
+            if batches[-1] and (len(batches[-1]) >= self.max_batch_size or tokens + length > self.max_batch_tokens):
+                batches.append([])
+                tokens = 0
+            batches[-1].append(sample)
+            tokens += length
+        return batches
 
     def flush_queries(self) -> None:
         """Nothing is held back waiting for more work, so there is nothing to flush."""
@@ -143,19 +171,23 @@ class Seq2CNNSystem:
             if task is _STOP:
                 return
             batch = list(task)
-            while len(batch) < self.max_batch_size:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                if len(batch) + len(more) > self.max_batch_size:
-                    self._run_batch(batch)
-                    batch = []
-                batch.extend(more)
+            if self.scenario == "Server":
+                self._gather_waiting(batch)
             self._run_batch(batch)
+
+    def _gather_waiting(self, batch: list[tuple[int, int]]) -> None:
+        """Add queries that are queued or arrive within ``batch_wait_s`` to ``batch``, up to the batch size."""
+        deadline = time.perf_counter() + self.batch_wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            try:
+                more = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if more is _STOP:
+                self._queue.put(_STOP)
+                return
+            batch.extend(more)
 
     # Shutdown ------------------------------------------------------------
 

@@ -35,3 +35,17 @@ def test_split(dataset_path, vocabulary):
     from qsl.token_cache import tokenized_split
 
     return tokenized_split(dataset_root(dataset_path), "test", vocabulary)
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A checked weights file of a randomly initialised Seq2CNN (fixed seed)."""
+    import torch
+
+    from model.network import Seq2CNN
+    from model.weights import save_weights
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
+    save_weights(Seq2CNN(), path)
+    return path

@@ -30,14 +30,6 @@ def test_activation_is_elu_with_alpha_quarter():
     assert torch.allclose(torch.nn.functional.elu(pre, alpha=0.25).amax(dim=2), expected)
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
-    save_weights(Seq2CNN(), path)
-    return path
-
-
 def test_saved_weights_load_back_with_their_checksum(random_weights):
     assert random_weights.with_name("random.safetensors.sha256").read_text().split()[0] == sha256_of(random_weights)
     model = load_model(random_weights)

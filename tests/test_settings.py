@@ -16,7 +16,6 @@ from sut.settings import (
     SCENARIOS,
     ConfigError,
     load_run_settings,
-    load_test_settings,
 )
 
 MS = 1_000_000  # nanoseconds
@@ -45,6 +44,10 @@ USER_CONF = {
     "Server": {"server_target_qps": 5.0},
     "Offline": {"offline_expected_qps": 13.0},
 }
+
+
+def load_test_settings(*args, **kwargs):
+    return load_run_settings(*args, **kwargs).test_settings
 
 
 def built_in(scenario: str) -> lg.TestSettings:

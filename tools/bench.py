@@ -1,0 +1,175 @@
+"""Benchmark the backends against each other, in one process, on the same reviews.
+
+    python -m tools.bench --dataset-path ../shared/data/aclImdb_labeled.tar.gz
+
+For each backend (``reference`` first, as the yardstick) it measures, on the
+same test reviews: throughput in reviews/s (length-sorted batches, as the
+Offline scenario runs them), the ratio to the reference, label agreement and
+the largest logit difference with the reference, and the 90th-percentile
+latency of a short real LoadGen SingleStream run. It also times the machine's
+fp32 matrix multiply, so each backend's own arithmetic rate can be read as a
+share of what the hardware does on dense math. The table goes to stdout and
+the same figures to a JSON file.
+
+Label agreement over the whole test split needs the reference's logits for
+all 25,000 reviews (half an hour on 2 cores): make them once with
+``python -m model.evaluate --save-logits reference.npz`` and pass
+``--reference-logits reference.npz``. Without it, agreement is measured on
+the throughput reviews only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.backends import BACKENDS, Backend, create_backend
+from model.evaluate import load_test_split, predict_split
+from model.weights import DEFAULT_WEIGHTS, sha256_of
+from qsl.locations import default_dataset_path
+from qsl.token_cache import TokenizedSplit
+from sut.runner import RunConfig, run_benchmark
+
+log = logging.getLogger("tools.bench")
+
+#: multiply-adds per review of the reference: 2 convolutions over 1000 positions
+REFERENCE_FLOP_PER_REVIEW = 2 * 1024 * 1024 * (3 * 998 + 4 * 997)
+
+
+def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
+    """Median fp32 FLOP/s of a (size x size) @ (size x size) torch matmul on this machine."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times)
+
+
+def own_flop_per_review(backend: str, lengths: np.ndarray) -> float:
+    """Arithmetic a backend does per review on average (FLOP; an add or a max counts one)."""
+    trimmed = np.minimum(lengths, 1000)
+    if backend == "reference":
+        return float(REFERENCE_FLOP_PER_REVIEW)
+    if backend == "trimmed":
+        return float(np.mean(2 * 1024 * 1024 * (3 + 4) * (trimmed + 4)))
+    # folded: per window of a branch with k taps, k adds (bias included) and one max per channel
+    return float(np.mean(1024 * ((3 + 1) + (4 + 1)) * np.maximum(trimmed, 1)))
+
+
+def throughput(backend: Backend, split: TokenizedSplit, batch_reviews: int, batch_tokens: int, repeats: int) -> tuple[float, np.ndarray]:
+    """Median reviews/s over ``repeats`` passes in length-sorted batches, and the logits (N, 2)."""
+    lengths = np.array([len(ids) for ids in split.token_ids])
+    order = np.argsort(-lengths, kind="stable")
+    batches, current, tokens = [], [], 0
+    for index in order:
+        if current and (len(current) >= batch_reviews or tokens + lengths[index] > batch_tokens):
+            batches.append(current)
+            current, tokens = [], 0
+        current.append(index)
+        tokens += lengths[index]
+    batches.append(current)
+    logits = np.empty((len(split), 2), dtype=np.float32)
+    backend.logits([split.token_ids[i] for i in batches[-1]])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for batch in batches:
+            logits[batch] = backend.logits([split.token_ids[i] for i in batch])
+        rates.append(len(split) / (time.perf_counter() - started))
+    return statistics.median(rates), logits
+
+
+def singlestream_p90_ms(backend: Backend, dataset_path: Path, seconds: float, count: int) -> float:
+    """90th-percentile latency (ms) of a short real LoadGen SingleStream run."""
+    with tempfile.TemporaryDirectory(prefix="bench-singlestream-") as folder:
+        outcome = run_benchmark(
+            RunConfig(scenario="SingleStream", dataset_path=dataset_path, count=count, duration_s=seconds,
+                      output_dir=Path(folder) / "run"),
+            backend,
+        )
+    return outcome.result.value / 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path())
+    parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))
+    parser.add_argument("--count", type=int, default=256, help="test reviews for throughput (the reference is slow)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over those reviews; the median counts")
+    parser.add_argument("--batch-reviews", type=int, default=64)
+    parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument("--singlestream-seconds", type=float, default=10.0)
+    parser.add_argument("--reference-logits", type=Path, help=".npz from 'model.evaluate --save-logits' (all 25,000 reviews)")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--output", type=Path, default=Path("bench.json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.output.exists():
+        print(f"error: {args.output} already exists; pass another --output", file=sys.stderr)
+        return 2
+
+    full = load_test_split(args.dataset_path)
+    split = full.head(args.count)
+    lengths = np.array([len(ids) for ids in split.token_ids])
+    reference_all = None
+    if args.reference_logits:
+        with np.load(args.reference_logits, allow_pickle=False) as saved:
+            if str(saved["weights_sha256"]) != sha256_of(args.model_path) or list(saved["names"]) != full.names:
+                print(f"error: {args.reference_logits} was made with other weights or reviews", file=sys.stderr)
+                return 2
+            reference_all = saved["logits"]
+
+    peak = matmul_flops()
+    rows, reference_rate, reference_logits = [], None, None
+    for name in args.backends:
+        backend = create_backend(name, args.model_path, threads=args.threads)
+        rate, logits = throughput(backend, split, args.batch_reviews, args.batch_tokens, 1 if name == "reference" else args.repeats)
+        if name == "reference":
+            reference_rate, reference_logits = rate, logits
+        row = {"backend": name, "reviews_per_s": rate}
+        if reference_logits is not None:
+            row["ratio_to_reference"] = rate / reference_rate
+            row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
+            row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
+            row["agreement_reviews"] = len(split)
+        if reference_all is not None and name != "reference":
+            all_logits = predict_split(backend, full, args.batch_reviews)
+            row["label_agreement"] = float((all_logits.argmax(1) == reference_all.argmax(1)).mean())
+            row["label_disagreements"] = int((all_logits.argmax(1) != reference_all.argmax(1)).sum())
+            row["max_logit_difference"] = float(np.abs(all_logits - reference_all).max())
+            row["agreement_reviews"] = len(full)
+            row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
+        row["singlestream_p90_ms"] = singlestream_p90_ms(backend, args.dataset_path, args.singlestream_seconds, args.count)
+        row["own_gflop_per_s"] = rate * own_flop_per_review(name, lengths) / 1e9
+        row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
+        rows.append(row)
+        log.info("%s: %s", name, row)
+
+    report = {"matmul_fp32_gflop_per_s": peak / 1e9, "reviews": args.count, "mean_tokens": float(lengths.mean()),
+              "threads": torch.get_num_threads(), "rows": rows}
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s; {args.count} test reviews, mean {lengths.mean():.0f} token ids")
+    print(f"{'backend':<10} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 ms':>10} {'GFLOP/s':>8} {'% matmul':>8}")
+    for row in rows:
+        print(f"{row['backend']:<10} {row['reviews_per_s']:>10.1f} {row.get('ratio_to_reference', float('nan')):>8.1f} "
+              f"{100 * row.get('label_agreement', float('nan')):>8.3f}% {row.get('max_logit_difference', float('nan')):>12.2e} "
+              f"{row['singlestream_p90_ms']:>10.3f} {row['own_gflop_per_s']:>8.1f} {100 * row['share_of_matmul_peak']:>7.1f}%")
+    print(f"agreement over {rows[-1].get('agreement_reviews', args.count)} reviews; JSON: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
