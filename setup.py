@@ -19,6 +19,8 @@ setup(
         "safetensors>=0.4,<1",
         "tqdm>=4.66,<5",
         "mlcommons-loadgen>=5.0,<7",
+        # the fused kernel of the folded backend
+        "numba>=0.59,<1",
     ],
     extras_require={"test": ["pytest>=8,<10"]},
 )
