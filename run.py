@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--user-conf", type=Path, default=DEFAULT_USER_CONF, help="system tuning (default: %(default)s)")
     parser.add_argument("--output-dir", type=Path, help="new folder for this run's logs (must not exist)")
     parser.add_argument("--count", type=int, help="use only the first N test reviews (balanced), for quick runs")
-    parser.add_argument("--backend", choices=list(BACKENDS), default="reference")
+    parser.add_argument("--backend", choices=list(BACKENDS), default="folded",
+                        help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--max-batchsize", type=int, default=64, help="largest batch of reviews the SUT runs at once")
     parser.add_argument("--max-batch-tokens", type=int, default=16384,

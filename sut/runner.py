@@ -52,7 +52,7 @@ class RunConfig:
     user_conf: Path = DEFAULT_USER_CONF
     output_dir: Path | None = None
     count: int | None = None
-    backend: str = "reference"
+    backend: str = "folded"
     device: str = "cpu"
     max_batch_size: int = 64
     max_batch_tokens: int = 16384

@@ -43,15 +43,15 @@ def test_short_performance_run_completes_every_issued_sample_once(scenario, data
     assert samples["issued"] == logged["result_query_count"] * logged["effective_samples_per_query"] > 0
     assert samples["completed"] == samples["issued"]
     assert samples["never_completed"] == samples["completed_more_than_once"] == samples["completed_not_issued"] == 0
-    assert record["status"] == "finished" and record["backend"]["name"] == "reference"
+    assert record["status"] == "finished" and record["backend"]["name"] == "folded"
     assert record["settings"]["overrides"] and record["git"]["commit"]
     assert not (out / "audit.config").exists()
 
 
 def test_accuracy_mode_matches_direct_evaluation(dataset_path, test_split, tmp_path, capsys):
     out = tmp_path / "accuracy"
-    code = run.main(["--scenario", "Offline", "--accuracy", "--dataset-path", str(dataset_path), "--count", "1000",
-                     "--output-dir", str(out)])
+    code = run.main(["--scenario", "Offline", "--accuracy", "--backend", "reference", "--dataset-path", str(dataset_path),
+                     "--count", "1000", "--output-dir", str(out)])
     head = test_split.head(1000)
     direct = predict_logits(load_model(), head.token_ids, torch.device("cpu")).argmax(1)
     direct_accuracy = float((direct == head.labels).mean())
