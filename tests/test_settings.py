@@ -39,10 +39,10 @@ MLPERF_CONF_ALL_SCENARIOS = {"min_duration_ms": 600_000, "performance_sample_cou
 
 # What configs/user.conf promises.
 USER_CONF = {
-    "SingleStream": {"single_stream_expected_latency_ns": 80 * MS},
-    "MultiStream": {"multi_stream_expected_latency_ns": 600 * MS},
-    "Server": {"server_target_qps": 5.0},
-    "Offline": {"offline_expected_qps": 13.0},
+    "SingleStream": {"single_stream_expected_latency_ns": 0.5 * MS},
+    "MultiStream": {"multi_stream_expected_latency_ns": 4.1 * MS},
+    "Server": {"server_target_qps": 2500.0},
+    "Offline": {"offline_expected_qps": 5300.0},
 }
 
 
@@ -148,7 +148,7 @@ def test_unknown_mode_lists_the_valid_ones():
 def test_duration_override_allows_a_short_run():
     for scenario in SCENARIOS:
         settings = load_test_settings(scenario, "performance", duration_s=2.5)
-        assert (settings.min_duration_ms, settings.max_duration_ms, settings.min_query_count) == (2500, 2500, 1)
+        assert (settings.min_duration_ms, settings.max_duration_ms, settings.min_query_count) == (2500, 5000, 1)
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ def test_loadgen_runs_with_the_loaded_settings(tmp_path):
             record = json.loads(line[len(":::MLLOG "):])
             logged[record["key"]] = record["value"]
     assert logged["requested_scenario"] == "SingleStream"
-    assert logged["requested_single_stream_expected_latency_ns"] == 80 * MS
+    assert logged["requested_single_stream_expected_latency_ns"] == 0.5 * MS
     assert logged["requested_single_stream_target_latency_percentile"] == pytest.approx(0.9)
     assert logged["requested_performance_sample_count_override"] == 25_000
     assert logged["requested_min_duration_ms"] == 200
