@@ -34,10 +34,25 @@ def padded_batch(token_ids: Sequence[np.ndarray], max_length: int = MAX_LENGTH) 
     return pad_to_width(token_ids, min(longest + PAD_MARGIN, max_length))
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length (longest first), in a fixed order."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Positions grouped into batches of similar length, longest first, in a fixed order.
+
+    A batch holds at most ``batch_size`` reviews and, if ``max_tokens`` is
+    given, at most that many ids in all (a longer review gets a batch alone).
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    if max_tokens is None:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches, start, tokens = [], 0, 0
+    for end, position in enumerate(order):
+        if end > start and (end - start >= batch_size or tokens + lengths[position] > max_tokens):
+            batches.append(order[start:end])
+            start, tokens = end, 0
+        tokens += lengths[position]
+    if len(order):
+        batches.append(order[start:])
+    return batches
 
 
 def shuffled_length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator, pool_batches: int = 50) -> list[np.ndarray]:

@@ -38,6 +38,7 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from model.backends import Backend
+from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
 from sut.responses import complete_samples, complete_without_result
 
@@ -126,18 +127,9 @@ class Seq2CNNSystem:
 
     def _length_sorted_batches(self, samples: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
         """Samples longest first, cut at ``max_batch_size`` reviews or ``max_batch_tokens`` ids."""
-        lengths = {index: len(self.qsl.token_ids(index)) for _, index in samples}
-        ordered = sorted(samples, key=lambda sample: -lengths[sample[1]])
-        batches: list[list[tuple[int, int]]] = [[]]
-        tokens = 0
-        for sample in ordered:
-            length = lengths[sample[1]]
-            if batches[-1] and (len(batches[-1]) >= self.max_batch_size or tokens + length > self.max_batch_tokens):
-                batches.append([])
-                tokens = 0
-            batches[-1].append(sample)
-            tokens += length
-        return batches
+        lengths = [len(self.qsl.token_ids(index)) for _, index in samples]
+        batches = length_sorted_batches(lengths, self.max_batch_size, self.max_batch_tokens)
+        return [[samples[position] for position in batch] for batch in batches]
 
     def flush_queries(self) -> None:
         """Nothing is held back waiting for more work, so there is nothing to flush."""

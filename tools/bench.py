@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from model.backends import BACKENDS, Backend, create_backend
+from model.batching import length_sorted_batches
 from model.evaluate import load_test_split
 from model.weights import DEFAULT_WEIGHTS, sha256_of
 from qsl.locations import default_dataset_path
@@ -68,21 +69,7 @@ def own_flop_per_review(backend: str, lengths: np.ndarray) -> float:
     return float(np.mean(1024 * ((3 + 1) + (4 + 1)) * np.maximum(trimmed, 1)))
 
 
-def length_sorted_batches(split: TokenizedSplit, batch_reviews: int, batch_tokens: int) -> list[list[int]]:
-    """Review indices longest first, cut at ``batch_reviews`` reviews or ``batch_tokens`` ids (as Offline runs)."""
-    lengths = np.array([len(ids) for ids in split.token_ids])
-    batches, current, tokens = [], [], 0
-    for index in np.argsort(-lengths, kind="stable"):
-        if current and (len(current) >= batch_reviews or tokens + lengths[index] > batch_tokens):
-            batches.append(current)
-            current, tokens = [], 0
-        current.append(index)
-        tokens += lengths[index]
-    batches.append(current)
-    return batches
-
-
-def batched_logits(backend: Backend, split: TokenizedSplit, batches: list[list[int]]) -> np.ndarray:
+def batched_logits(backend: Backend, split: TokenizedSplit, batches: list[np.ndarray]) -> np.ndarray:
     """Logits (N, 2) of every review, computed batch by batch."""
     logits = np.empty((len(split), 2), dtype=np.float32)
     for batch in batches:
@@ -92,7 +79,7 @@ def batched_logits(backend: Backend, split: TokenizedSplit, batches: list[list[i
 
 def throughput(backend: Backend, split: TokenizedSplit, batch_reviews: int, batch_tokens: int, repeats: int) -> tuple[float, np.ndarray]:
     """Median reviews/s over ``repeats`` passes in length-sorted batches, and the logits (N, 2)."""
-    batches = length_sorted_batches(split, batch_reviews, batch_tokens)
+    batches = length_sorted_batches([len(ids) for ids in split.token_ids], batch_reviews, batch_tokens)
     backend.logits([split.token_ids[i] for i in batches[-1]])  # warm-up
     rates = []
     for _ in range(repeats):
@@ -157,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
             row["agreement_reviews"] = len(split)
         if reference_all is not None and name != "reference":
-            all_logits = batched_logits(backend, full, length_sorted_batches(full, args.batch_reviews, args.batch_tokens))
+            all_logits = batched_logits(backend, full, length_sorted_batches([len(ids) for ids in full.token_ids], args.batch_reviews, args.batch_tokens))
             row["label_agreement"] = float((all_logits.argmax(1) == reference_all.argmax(1)).mean())
             row["label_disagreements"] = int((all_logits.argmax(1) != reference_all.argmax(1)).sum())
             row["max_logit_difference"] = float(np.abs(all_logits - reference_all).max())
