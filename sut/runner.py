@@ -21,7 +21,7 @@ import mlperf_loadgen as lg
 
 from model.backends import Backend, create_backend
 from model.evaluate import load_test_split
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, load_state_dict, sha256_of
+from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, sha256_of
 from qsl.library import ImdbQSL
 from qsl.locations import default_dataset_path
 from sut.loadgen_log import LoadGenResult, read_result
@@ -155,8 +155,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
     )
     split = load_test_split(config.dataset_path, config.vocabulary_path, config.count)
     adjustments = fit_to_sample_count(run_settings, len(split))
-    if backend is None:
-        load_state_dict(config.model_path)  # checks name, shapes and checksum before anything runs
+    if backend is None:  # loading checks the weights' checksum, names and shapes
         backend = create_backend(config.backend, config.model_path, config.device, config.threads)
 
     qsl = ImdbQSL(split, run_settings.test_settings.performance_sample_count_override or len(split))
