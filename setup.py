@@ -21,6 +21,8 @@ setup(
         "mlcommons-loadgen>=5.0,<7",
         # the fused kernel of the folded backend
         "numba>=0.59,<1",
+        # the figures of the run report (tools/report.py)
+        "matplotlib>=3.8,<4",
     ],
     extras_require={"test": ["pytest>=8,<10"]},
 )
