@@ -1,0 +1,127 @@
+"""tools.report on real LoadGen runs: a run folder's page and figures, a submission tree, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import run
+from tools.report import REPORT_FILE, SUT_TIMINGS_FILE, ReportError, main, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, dataset_path) -> dict[str, Path]:
+    """A short Server performance run and a Server accuracy run, on the first 200 reviews."""
+    folder = tmp_path_factory.mktemp("runs")
+    common = ["--scenario", "Server", "--qps", "200", "--count", "200", "--dataset-path", str(dataset_path)]
+    assert run.main([*common, "--time", "1", "--output-dir", str(folder / "performance")]) == 0
+    assert run.main([*common, "--accuracy", "--output-dir", str(folder / "accuracy")]) in (0, 1)
+    return {"performance": folder / "performance", "accuracy": folder / "accuracy"}
+
+
+def figure_files(page: Path) -> list[Path]:
+    """The PNG files the page links to, checked to exist beside it as valid PNGs."""
+    names = re.findall(r'href="([^"]+\.png)"', page.read_text())
+    files = [page.parent / name for name in names]
+    for file in files:
+        assert file.read_bytes()[:8] == PNG_MAGIC, file
+    assert sorted(files) == sorted(page.parent.glob("*.png"))
+    return files
+
+
+def assert_self_contained(text: str, figures: list[Path]) -> None:
+    assert "http://" not in text and "https://" not in text
+    assert text.count('src="data:image/png;base64,') == len(figures)
+    assert "<script" not in text and "<link" not in text
+
+
+def test_run_report_shows_verdict_figures_and_settings(runs, tmp_path):
+    source = tmp_path / "run"
+    shutil.copytree(runs["performance"], source)
+    page = write_report(source)
+    assert page == source.resolve() / "report" / REPORT_FILE
+    text = page.read_text()
+    figures = figure_files(page)
+    assert {f.name for f in figures} == {"server-performance-latency.png", "server-performance-throughput.png"}
+    assert_self_contained(text, figures)
+    assert re.search(r'class="badge (good|bad)">(VALID|INVALID)<', text)
+    assert "Server" in text and "as timed by the SUT" in text
+    assert "Quick run (duration_s=1.0, target_qps=200.0" in text and "not valid for submission" in text
+    assert "server_target_latency_ns" in text and "mlperf.conf" in text and "weights_sha256" in text
+
+
+def test_run_without_sut_timings_shows_loadgen_percentiles(runs, tmp_path):
+    source = tmp_path / "older-run"
+    shutil.copytree(runs["performance"], source, ignore=shutil.ignore_patterns(SUT_TIMINGS_FILE))
+    page = write_report(source, tmp_path / "out")
+    text = page.read_text()
+    assert [f.name for f in figure_files(page)] == ["server-performance-latency-percentiles.png"]
+    assert f"No {SUT_TIMINGS_FILE}" in text and "throughput over time is omitted" in text
+
+
+def test_compliance_verdicts_in_a_run_folder(runs, tmp_path):
+    source = tmp_path / "test01"
+    shutil.copytree(runs["performance"], source)
+    (source / "verify_accuracy.txt").write_text("4096 responses compared, 0 differ\nTEST PASS\n")
+    (source / "verify_performance.txt").write_text("ratio 0.52\nTEST FAIL: slower than the performance run\n")
+    (source / "verification.json").write_text(json.dumps({"test": "TEST01", "passed": False}))
+    text = write_report(source, tmp_path / "out").read_text()
+    assert 'class="badge bad">TEST01 FAIL<' in text
+    assert "<td>accuracy</td><td>PASS</td>" in text and "<td>performance</td><td>FAIL</td>" in text
+
+
+def build_submission(root: Path, runs: dict[str, Path]) -> Path:
+    """``root/closed/Acme`` with one system, Server's runs and TEST01 verdicts, and an empty Offline folder."""
+    submitter = root / "closed" / "Acme"
+    (submitter / "systems").mkdir(parents=True)
+    (submitter / "systems" / "box.json").write_text(json.dumps({"system_name": "box <2 cores>", "number_of_nodes": 1}))
+    scenario = submitter / "results" / "box" / "seq2cnn" / "Server"
+    shutil.copytree(runs["performance"], scenario / "performance" / "run_1")
+    shutil.copytree(runs["accuracy"], scenario / "accuracy", ignore=shutil.ignore_patterns(SUT_TIMINGS_FILE))
+    (submitter / "results" / "box" / "seq2cnn" / "Offline").mkdir()
+    test01 = submitter / "compliance" / "box" / "seq2cnn" / "Server" / "TEST01"
+    test01.mkdir(parents=True)
+    (test01 / "verify_accuracy.txt").write_text("TEST PASS\n")
+    (test01 / "verify_performance.txt").write_text("TEST PASS\n")
+    return submitter
+
+
+@pytest.mark.parametrize("level", ["root", "submitter"])
+def test_submission_tree_report(level, runs, tmp_path):
+    submitter = build_submission(tmp_path / "submission", runs)
+    source = tmp_path / "submission" if level == "root" else submitter
+    page = write_report(source, tmp_path / "report")
+    text = page.read_text()
+    assert_self_contained(text, figure_files(page))
+    assert "System box" in text and "box &lt;2 cores&gt;" in text
+    assert "box / Server" in text and "box / Offline" in text
+    assert "Server: performance/run_1" in text and "Server: accuracy" in text and "ACCURACY PASS" in text
+    assert "Compliance TEST01: <span" in text and "TEST01 PASS" in text
+    assert "missing: performance/run_1/mlperf_log_summary.txt" in text
+
+
+def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
+    source = tmp_path / "notes"
+    source.mkdir()
+    (source / "readme.txt").write_text("not a run")
+    with pytest.raises(ReportError, match="neither a run folder .*mlperf_log_summary.txt is missing"):
+        write_report(source)
+    assert main([str(source)]) == 2
+    assert "python run.py --output-dir" in capsys.readouterr().err
+    assert sorted(p.name for p in source.iterdir()) == ["readme.txt"]
+
+
+def test_an_existing_report_is_never_overwritten(runs, tmp_path, capsys):
+    output = tmp_path / "report"
+    write_report(runs["accuracy"], output)
+    before = {p.name: p.read_bytes() for p in output.iterdir()}
+    assert main([str(runs["accuracy"]), "--output", str(output)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
