@@ -3,6 +3,8 @@
     python run.py --scenario SingleStream                 # performance run
     python run.py --scenario Offline --accuracy           # accuracy run + checker
     python run.py --scenario Server --time 30 --qps 10    # quick run (not valid for submission)
+    python run.py --scenario Offline --compliance TEST01 --accuracy-run A --performance-run P
+    python run.py --scenario Server --find-peak-performance   # LoadGen searches the highest Server rate
 
 Settings load in order: LoadGen's built-in rules, --mlperf-conf, --user-conf,
 then the quick-run overrides (--time, --qps, --target-latency), which the
@@ -23,14 +25,17 @@ from model.weights import WeightsError
 from qsl.errors import DatasetError
 from qsl.locations import default_dataset_path
 from qsl.vocabulary import VocabularyError
+from sut.compliance import COMPLIANCE_TESTS
 from sut.runner import EXIT_INFERENCE_FAILED, RunConfig, RunError, RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
 from tools.accuracy_imdb import AccuracyCheckError
+from tools.verify_test01 import Baselines, Verification, VerificationError, check_baselines, verify_test01
 
 log = logging.getLogger("run")
 
 
-def parse_args(argv: list[str] | None = None) -> RunConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | None]:
+    """The run's configuration, and for a compliance run the submission runs it is compared with."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="SingleStream")
     parser.add_argument("--accuracy", action="store_true", help="accuracy mode: every sample once, then the checker")
@@ -56,6 +61,14 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     quick.add_argument("--time", type=float, dest="duration_s", help="run for this many seconds")
     quick.add_argument("--qps", type=float, dest="target_qps", help="Offline expected or Server target queries/s")
     quick.add_argument("--target-latency", type=float, dest="target_latency_ms", help="latency target or expectation, ms")
+    compliance = parser.add_argument_group("compliance (TEST01: responses logged in performance mode match accuracy mode)")
+    compliance.add_argument("--compliance", choices=list(COMPLIANCE_TESTS),
+                            help="run this compliance test (its audit.config is staged in the run's own folder)")
+    compliance.add_argument("--accuracy-run", type=Path, help="TEST01: the accuracy-mode run of this scenario to compare with")
+    compliance.add_argument("--performance-run", type=Path, help="TEST01: the performance run of this scenario to compare with")
+    parser.add_argument("--find-peak-performance", action="store_true", dest="find_peak",
+                        help="Server: LoadGen's search for the highest arrival rate meeting the latency bound, "
+                             "starting from the target rate (--qps or user.conf)")
     parser.add_argument("--trace", action="store_true", help="also write LoadGen's mlperf_log_trace.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -67,11 +80,26 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         parser.error("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
     if args.batch_wait_ms < 0:
         parser.error("--batch-wait-ms must be at least 0")
-    options = {k: v for k, v in vars(args).items() if k not in ("verbose", "max_batchsize") and v is not None}
-    return RunConfig(max_batch_size=args.max_batchsize, **options)
+    if args.compliance and args.accuracy:
+        parser.error(f"{args.compliance} is a performance-mode run: drop --accuracy")
+    if args.compliance and (args.accuracy_run is None or args.performance_run is None):
+        parser.error(
+            f"{args.compliance} compares with an accuracy run and a performance run of the same scenario: pass "
+            f"--accuracy-run and --performance-run (make them with 'python run.py --scenario {args.scenario} --accuracy' "
+            f"and 'python run.py --scenario {args.scenario}')")
+    if (args.accuracy_run or args.performance_run) and not args.compliance:
+        parser.error("--accuracy-run and --performance-run belong to a compliance run: add --compliance TEST01")
+    if args.find_peak and args.scenario != "Server":
+        parser.error("--find-peak-performance searches the highest Server rate: use it with --scenario Server")
+    if args.find_peak and (args.accuracy or args.compliance):
+        parser.error("--find-peak-performance is a performance search: drop --accuracy and --compliance")
+    left_out = ("verbose", "max_batchsize", "accuracy_run", "performance_run")
+    options = {k: v for k, v in vars(args).items() if k not in left_out and v is not None}
+    baselines = Baselines(args.accuracy_run, args.performance_run) if args.compliance else None
+    return RunConfig(max_batch_size=args.max_batchsize, **options), baselines
 
 
-def print_summary(outcome: RunOutcome) -> None:
+def print_summary(outcome: RunOutcome, verification: Verification | None = None) -> None:
     record, result = outcome.record, outcome.result
     settings = record["settings"]
     print()
@@ -86,8 +114,15 @@ def print_summary(outcome: RunOutcome) -> None:
     if result.valid is not None:
         reasons = f" ({'; '.join(c + ': NO' for c in result.failed_checks)})" if result.failed_checks else ""
         print(f"Validity   : {result.validity}{reasons}")
+    if "peak_qps" in record["result"]:
+        peak, probes = record["result"]["peak_qps"], len(record["result"]["probed_qps"])
+        found = f"{peak:.1f} queries/s" if peak is not None else "not found (read the detail log)"
+        print(f"Peak       : {found}, the highest rate LoadGen's search found valid ({probes} probe runs); "
+              "the result above is LoadGen's summary of one probe")
     if outcome.accuracy is not None:
         print(f"Accuracy   : {outcome.accuracy.summary_line()}")
+    if verification is not None:
+        print(f"Compliance : {verification.summary_line()}")
     overrides = settings["overrides"] + [{"option": k, "value": v} for k, v in settings["adjustments"].items()]
     if overrides:
         listed = ", ".join(f"{o['option']}={o['value']:g}" for o in overrides)
@@ -99,10 +134,14 @@ def print_summary(outcome: RunOutcome) -> None:
 
 def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
     """Run as the command line says; ``backend`` replaces ``--backend`` (for tests)."""
-    config = parse_args(argv)
+    config, baselines = parse_args(argv)
+    usage_errors = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
+                    VerificationError, ValueError)
     try:
+        if baselines is not None:  # before the run, so that a wrong folder costs no run
+            check_baselines(config.scenario, baselines)
         outcome = run_benchmark(config, backend)
-    except (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError, ValueError) as error:
+    except usage_errors as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - inference failed inside LoadGen's run
@@ -112,8 +151,17 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         sys.stderr.flush()
         # LoadGen's threads cannot be stopped from Python: end the process here.
         os._exit(EXIT_INFERENCE_FAILED)
-    print_summary(outcome)
+    verification = None
+    if baselines is not None:
+        try:
+            verification = verify_test01(outcome.run_dir, baselines)
+        except VerificationError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    print_summary(outcome, verification)
     if outcome.accuracy is not None and not outcome.accuracy.passed:
+        return 1
+    if verification is not None and not verification.passed:
         return 1
     return 0
 

@@ -91,3 +91,27 @@ def read_result(log_dir: Path) -> LoadGenResult:
             break
     failed = [key for key, raw in fields.items() if raw.upper() == "NO" and "satisfied" in key.lower()]
     return LoadGenResult(scenario, mode, fields.get("Result is") == "VALID", metric, value, failed, fields, errors)
+
+
+PEAK_FOUND = re.compile(r"Found peak performance field: (?P<qps>[0-9.]+)")
+PEAK_PROBE = re.compile(r"(Check validity of the base settings field: |Checking fields \[[0-9.]+, |Testing the mid value of bounds \[[0-9.]+, [0-9.]+\): )(?P<qps>[0-9.]+)")
+
+
+@dataclass
+class PeakSearch:
+    """LoadGen's find-peak-performance search in a Server run: the rates it tried and the peak it found (queries/s)."""
+
+    peak_qps: float | None
+    probed_qps: list[float] = field(default_factory=list)
+
+
+def read_peak_search(log_dir: Path) -> PeakSearch:
+    """The find-peak search logged in ``log_dir``'s detail log (``peak_qps`` None when no peak was found)."""
+    search = PeakSearch(None)
+    for entry in detail_entries(Path(log_dir) / DETAIL_FILE):
+        message = str(entry.get("value"))
+        if found := PEAK_FOUND.search(message):
+            search.peak_qps = float(found["qps"])
+        elif probe := PEAK_PROBE.search(message):
+            search.probed_qps.append(float(probe["qps"]))
+    return search

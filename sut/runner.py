@@ -1,8 +1,11 @@
 """One LoadGen run from start to finish: settings, data, backend, SUT, logs, record.
 
 Each run writes into its own new folder (never an existing one): LoadGen's
-logs, ``run.json`` (settings, backend, versions, git commit, machine, result)
-and, in accuracy mode, ``accuracy.txt`` from :mod:`tools.accuracy_imdb`.
+logs, ``run.json`` (settings, backend, versions, git commit, machine, result),
+``sut_timings.npz`` (each sample's issue and completion time as the SUT saw
+them), in accuracy mode ``accuracy.txt`` from :mod:`tools.accuracy_imdb`, and
+for a compliance test the ``audit.config`` that LoadGen read
+(:mod:`sut.compliance`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from model.evaluate import load_test_split
 from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, sha256_of
 from qsl.library import ImdbQSL
 from qsl.locations import default_dataset_path
-from sut.loadgen_log import LoadGenResult, read_result
+from sut.compliance import compliance_test, stage_audit_config
+from sut.loadgen_log import LoadGenResult, read_peak_search, read_result
 from sut.provenance import git_commit, machine, package_versions
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, RunSettings, load_run_settings
 from sut.system import Seq2CNNSystem
@@ -33,6 +37,8 @@ from tools.accuracy_imdb import AccuracyReport, check_accuracy_log
 log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS_DIR = Path("results")
+#: per-sample issue and completion times as the SUT saw them (see SampleLedger.save_timings)
+SUT_TIMINGS_FILE = "sut_timings.npz"
 #: exit code when inference failed inside the SUT (LoadGen cannot be stopped, so the process ends)
 EXIT_INFERENCE_FAILED = 3
 
@@ -63,10 +69,20 @@ class RunConfig:
     target_qps: float | None = None
     target_latency_ms: float | None = None
     trace: bool = False
+    compliance: str | None = None
+    find_peak: bool = False
 
     @property
     def mode(self) -> str:
-        return "accuracy" if self.accuracy else "performance"
+        """LoadGen's mode: ``accuracy``, ``performance`` (compliance runs too) or ``find_peak``."""
+        if self.accuracy:
+            return "accuracy"
+        return "find_peak" if self.find_peak else "performance"
+
+    @property
+    def kind(self) -> str:
+        """What the run is, for its folder name: the mode, or the compliance test."""
+        return self.compliance or self.mode.replace("_", "-")
 
 
 @dataclass
@@ -83,7 +99,7 @@ def new_run_dir(config: RunConfig) -> Path:
         run_dir = Path(config.output_dir)
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run_dir = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.mode}"
+        run_dir = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.kind}"
     if run_dir.exists():
         raise RunError(f"output folder {run_dir} already exists; runs never overwrite earlier results: choose another --output-dir")
     return run_dir
@@ -118,20 +134,18 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def _start_test(sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, run_dir: Path, trace: bool) -> None:
+def _start_test(sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, run_dir: Path, trace: bool,
+                audit_config: Path) -> None:
     """Run LoadGen on its own thread; if inference fails, end the process instead of hanging."""
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(run_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = trace
-    # No compliance test unless one is asked for: point LoadGen at an audit.config
-    # path that does not exist, so a stray file in the working directory is never read.
-    audit_config = str(run_dir / "audit.config")
     errors: list[BaseException] = []
 
     def test() -> None:
         try:
-            lg.StartTestWithLogSettings(sut.handle, qsl.handle, run_settings.test_settings, log_settings, audit_config)
+            lg.StartTestWithLogSettings(sut.handle, qsl.handle, run_settings.test_settings, log_settings, str(audit_config))
         except BaseException as error:  # noqa: BLE001 - reported on the main thread
             errors.append(error)
 
@@ -147,6 +161,11 @@ def _start_test(sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, run
 def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutcome:
     """Run LoadGen once as ``config`` says and return where and what it wrote."""
     run_dir = new_run_dir(config)
+    test = compliance_test(config.compliance) if config.compliance else None
+    if test is not None and config.mode != "performance":
+        raise RunError(f"{test.name} is a performance-mode run: drop --accuracy and --find-peak-performance")
+    if config.find_peak and config.scenario != "Server":
+        raise RunError("--find-peak-performance searches the highest Server rate: use it with --scenario Server")
     if not Path(config.model_path).is_file():
         raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
     run_settings = load_run_settings(
@@ -177,11 +196,14 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
         "git": git_commit(),
         "machine": machine(),
     }
+    if test is not None:
+        record["compliance"] = {"test": test.name, "audit_config": test.settings}
     _write_json(run_dir / "run.json", record)
+    audit_config = stage_audit_config(run_dir, test)
     log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.mode, len(split), backend.name, run_dir)
     started = time.perf_counter()
     try:
-        _start_test(sut, qsl, run_settings, run_dir, config.trace)
+        _start_test(sut, qsl, run_settings, run_dir, config.trace, audit_config)
     except BaseException as error:
         record |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         _write_json(run_dir / "run.json", record)
@@ -190,6 +212,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
         wall_seconds = time.perf_counter() - started
     sut.shutdown()
     qsl.destroy()
+    sut.ledger.save_timings(run_dir / SUT_TIMINGS_FILE)
 
     result = read_result(run_dir)
     accuracy = check_accuracy_log(run_dir, split.labels) if config.accuracy else None
@@ -202,5 +225,8 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
     }
     if accuracy is not None:
         record["accuracy"] = accuracy.as_dict()
+    if config.find_peak:
+        search = read_peak_search(run_dir)
+        record["result"] |= {"peak_qps": search.peak_qps, "probed_qps": search.probed_qps}
     _write_json(run_dir / "run.json", record)
     return RunOutcome(run_dir, record, result, accuracy)

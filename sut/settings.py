@@ -54,7 +54,12 @@ SCENARIOS = {
     "Offline": lg.TestScenario.Offline,
     "Server": lg.TestScenario.Server,
 }
-MODES = {"performance": lg.TestMode.PerformanceOnly, "accuracy": lg.TestMode.AccuracyOnly}
+MODES = {
+    "performance": lg.TestMode.PerformanceOnly,
+    "accuracy": lg.TestMode.AccuracyOnly,
+    # Server only: LoadGen searches the highest arrival rate that meets the latency bound.
+    "find_peak": lg.TestMode.FindPeakPerformance,
+}
 
 BUILT_IN_RULES, FILE = 0, 2  # FromConfig's conf_type (see the module docstring)
 

@@ -1,0 +1,94 @@
+"""MLPerf compliance tests: the ``audit.config`` a compliance run hands to LoadGen.
+
+LoadGen looks for an audit file when a test starts and, if the file exists,
+overrides the run's ``TestSettings`` with it (read like a config file, model
+``*``). The official flow copies ``audit.config`` into the working directory;
+here every run instead passes LoadGen a path inside its own new folder:
+
+- a compliance run writes the test's ``audit.config`` there, so the file that
+  changed the run stays beside the logs it changed and nowhere else;
+- any other run passes the same path without writing it, so a stray
+  ``audit.config`` in the working directory can never change a normal run.
+
+Tests kept by this benchmark:
+
+- TEST01 (accuracy in performance mode): a performance run that also logs a
+  random sample of its responses; :mod:`tools.verify_test01` compares them with
+  the accuracy run's responses and the run's performance with the plain
+  performance run's.
+- TEST04 does not apply, as for BERT, the other benchmark with inputs of
+  varying length: it issues one sample repeatedly and expects the same speed
+  as for distinct samples, but a review of another length runs at another
+  speed by nature.
+- TEST05 (other random seeds) is not kept: LoadGen's seeds are read from its
+  built-in rules (see :mod:`sut.settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+AUDIT_CONFIG_FILE = "audit.config"
+#: what LoadGen 6 logs (key ``warning_generic_message``) when it has read an audit file
+AUDIT_FOUND_MESSAGE = "Found Audit Config file"
+
+
+@dataclass(frozen=True)
+class ComplianceTest:
+    """One compliance test: its name, what it proves, and the settings its audit file sets."""
+
+    name: str
+    purpose: str
+    settings: dict[str, int]
+
+    def audit_config_text(self) -> str:
+        """The ``audit.config`` content: one ``*.*.key = value`` line per setting."""
+        lines = [f"# MLPerf compliance {self.name}: {self.purpose}", "# Read by LoadGen at the start of the run; keys apply to every model and scenario."]
+        lines += [f"*.*.{key} = {value}" for key, value in self.settings.items()]
+        return "\n".join(lines) + "\n"
+
+
+#: LoadGen's TestMode value for PerformanceOnly, as config files write it
+PERFORMANCE_ONLY = 2
+
+COMPLIANCE_TESTS = {
+    "TEST01": ComplianceTest(
+        "TEST01",
+        "responses logged in performance mode must match the accuracy run's",
+        {
+            "mode": PERFORMANCE_ONLY,
+            # MLPerf's TEST01 seed, so that the logged sample is the one other submitters' tools expect.
+            "accuracy_log_rng_seed": 720381539243781796,
+            # About this many responses are logged (8 bytes each: cheap for this benchmark).
+            "accuracy_log_sampling_target": 4096,
+        },
+    ),
+}
+
+
+class ComplianceError(RuntimeError):
+    """A compliance test that does not exist or cannot be staged."""
+
+
+def compliance_test(name: str) -> ComplianceTest:
+    """The test called ``name`` (e.g. ``TEST01``)."""
+    try:
+        return COMPLIANCE_TESTS[name]
+    except KeyError:
+        raise ComplianceError(
+            f"unknown compliance test {name!r}: this benchmark runs {', '.join(COMPLIANCE_TESTS)} "
+            "(TEST04 does not apply to reviews of varying length)"
+        ) from None
+
+
+def stage_audit_config(run_dir: Path, test: ComplianceTest | None) -> Path:
+    """The audit file path LoadGen gets for a run in ``run_dir``; written there only for a compliance ``test``."""
+    path = Path(run_dir) / AUDIT_CONFIG_FILE
+    if test is not None:
+        path.write_text(test.audit_config_text())
+        log.info("%s: staged %s for LoadGen", test.name, path)
+    return path

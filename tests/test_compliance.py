@@ -1,0 +1,128 @@
+"""TEST01 compliance end to end: real LoadGen runs, real reviews, shipped weights; and find-peak for Server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import run
+from model.backends import create_backend
+from model.weights import DEFAULT_WEIGHTS
+from sut.compliance import AUDIT_CONFIG_FILE
+from sut.loadgen_log import DETAIL_FILE, detail_values
+from tools import verify_test01
+from tools.verify_test01 import audit_config_was_read
+
+SCENARIO = "Offline"
+# Offline: LoadGen issues --qps x --time reviews at once; above this machine's rate, so the run lasts over --time.
+QUICK = ["--time", "2", "--qps", "9000"]
+
+
+def run_main(args: list[str], dataset_path: Path, backend=None) -> int:
+    return run.main(["--scenario", SCENARIO, "--dataset-path", str(dataset_path), *args], backend=backend)
+
+
+@pytest.fixture(scope="module")
+def baselines(dataset_path, tmp_path_factory) -> tuple[Path, Path]:
+    """A full accuracy run and a quick performance run of Offline: what TEST01 compares with."""
+    root = tmp_path_factory.mktemp("baselines")
+    assert run_main(["--accuracy", "--output-dir", str(root / "accuracy")], dataset_path) == 0
+    assert run_main([*QUICK, "--output-dir", str(root / "performance")], dataset_path) == 0
+    return root / "accuracy", root / "performance"
+
+
+def compliance_args(baselines: tuple[Path, Path], out: Path) -> list[str]:
+    accuracy, performance = baselines
+    return [*QUICK, "--compliance", "TEST01", "--accuracy-run", str(accuracy), "--performance-run", str(performance),
+            "--output-dir", str(out)]
+
+
+def test_test01_passes_and_stages_audit_config_only_in_its_own_folder(baselines, dataset_path, tmp_path, monkeypatch, capsys):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    out = tmp_path / "test01"
+    assert run_main(compliance_args(baselines, out), dataset_path) == 0
+    assert "Compliance : TEST01 PASS" in capsys.readouterr().out
+
+    assert not (workdir / AUDIT_CONFIG_FILE).exists()
+    assert not any(path.name == AUDIT_CONFIG_FILE for path in tmp_path.rglob("*") if path.parent != out)
+    assert "*.*.accuracy_log_sampling_target" in (out / AUDIT_CONFIG_FILE).read_text()
+    assert audit_config_was_read(out)
+    assert detail_values(out / DETAIL_FILE)["effective_accuracy_log_sampling_target"] > 0
+
+    assert (out / "verify_accuracy.txt").read_text().splitlines()[-1] == "TEST PASS"
+    assert (out / "verify_performance.txt").read_text().splitlines()[-1] == "TEST PASS"
+    verdict = json.loads((out / "verification.json").read_text())
+    assert verdict["passed"] and verdict["accuracy"]["compared"] > 1000 and not verdict["accuracy"]["mismatched"]
+    assert abs(verdict["performance"]["ratio"] - 1) <= 0.10
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["compliance"] == "TEST01" and record["compliance"]["audit_config"]["mode"] == 2
+
+
+class LabelFlippingBackend:
+    """The folded backend, except that it answers the other label for every review of odd length."""
+
+    def __init__(self):
+        self.inner = create_backend("folded", DEFAULT_WEIGHTS, "cpu", None)
+        self.name = "label-flipping"
+
+    def labels(self, token_ids: list[np.ndarray]) -> np.ndarray:
+        labels = self.inner.labels(token_ids)
+        odd = np.array([len(ids) % 2 == 1 for ids in token_ids])
+        return np.where(odd, 1 - labels, labels)
+
+
+def test_test01_fails_for_a_sut_that_answers_otherwise_in_performance_mode(baselines, dataset_path, tmp_path):
+    out = tmp_path / "broken"
+    assert run_main(compliance_args(baselines, out), dataset_path, backend=LabelFlippingBackend()) == 1
+    accuracy_verdict = (out / "verify_accuracy.txt").read_text()
+    assert accuracy_verdict.splitlines()[-1].startswith("TEST FAIL: ")
+    assert "performance mode answered" in accuracy_verdict
+    verdict = json.loads((out / "verification.json").read_text())
+    assert not verdict["passed"] and not verdict["accuracy"]["passed"]
+    assert len(verdict["accuracy"]["mismatched"]) > verdict["accuracy"]["compared"] / 4
+    # The standalone verifier reaches the same verdict and exit code.
+    accuracy, performance = baselines
+    args = ["--compliance-run", str(out), "--accuracy-run", str(accuracy), "--performance-run", str(performance),
+            "--output-dir", str(tmp_path / "again")]
+    assert verify_test01.main(args) == 1
+    assert (tmp_path / "again" / "verify_accuracy.txt").read_text() == accuracy_verdict
+
+
+def test_stray_audit_config_in_the_working_directory_is_ignored(dataset_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / AUDIT_CONFIG_FILE).write_text("*.*.accuracy_log_sampling_target = 4096\n")
+    out = tmp_path / "plain"
+    assert run_main([*QUICK, "--count", "2000", "--output-dir", str(out)], dataset_path) == 0
+    assert not audit_config_was_read(out)
+    assert json.loads((out / "mlperf_log_accuracy.json").read_text()) == []
+    assert not (out / AUDIT_CONFIG_FILE).exists()
+
+
+def test_compliance_needs_both_submission_runs_of_its_scenario(baselines, dataset_path, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run_main(["--compliance", "TEST01", "--output-dir", str(tmp_path / "a")], dataset_path)
+    assert stopped.value.code == 2
+    assert "--accuracy-run and --performance-run" in capsys.readouterr().err
+
+    accuracy, performance = baselines
+    out = tmp_path / "swapped"
+    args = [*QUICK, "--compliance", "TEST01", "--accuracy-run", str(performance), "--performance-run", str(accuracy),
+            "--output-dir", str(out)]
+    assert run_main(args, dataset_path) == 2
+    assert "pass a plain accuracy-mode run" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_find_peak_performance_reports_the_peak_server_rate(dataset_path, tmp_path, capsys):
+    out = tmp_path / "peak"
+    code = run.main(["--scenario", "Server", "--find-peak-performance", "--time", "0.5", "--qps", "500",
+                     "--dataset-path", str(dataset_path), "--count", "2000", "--output-dir", str(out)])
+    assert code == 0
+    result = json.loads((out / "run.json").read_text())["result"]
+    assert result["peak_qps"] >= 500 and result["probed_qps"][0] == 500
+    assert f"Peak       : {result['peak_qps']:.1f} queries/s" in capsys.readouterr().out
