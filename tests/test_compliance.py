@@ -126,3 +126,16 @@ def test_find_peak_performance_reports_the_peak_server_rate(dataset_path, tmp_pa
     result = json.loads((out / "run.json").read_text())["result"]
     assert result["peak_qps"] >= 500 and result["probed_qps"][0] == 500
     assert f"Peak       : {result['peak_qps']:.1f} queries/s" in capsys.readouterr().out
+
+
+# MultiStream's early stopping estimate needs at least 662 queries of about 4 ms.
+@pytest.mark.parametrize("scenario, percentile, seconds", [("SingleStream", "90.0th", "1"), ("MultiStream", "99.0th", "4")])
+def test_performance_check_reads_the_early_stopping_latency_estimate(scenario, percentile, seconds, dataset_path, tmp_path):
+    runs = [tmp_path / name for name in ("performance", "compliance")]
+    for out in runs:
+        code = run.main(["--scenario", scenario, "--time", seconds, "--dataset-path", str(dataset_path), "--count", "2000",
+                         "--output-dir", str(out)])
+        assert code == 0
+    verdict = verify_test01.verify_performance(runs[1], runs[0])
+    assert verdict.metric == f"Early stopping {percentile} percentile estimate"
+    assert verdict.reference_value > 0 and verdict.test_value > 0 and verdict.ratio is not None

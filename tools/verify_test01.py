@@ -51,8 +51,8 @@ VERIFY_PERFORMANCE_FILE = "verify_performance.txt"
 VERIFICATION_FILE = "verification.json"
 #: summary keys of the headline figure per scenario, the first one present is used
 HEADLINE_KEYS = {
-    "SingleStream": ("Early stopping 90th percentile estimate", "90th percentile latency (ns)"),
-    "MultiStream": ("Early stopping 99th percentile estimate", "99th percentile latency (ns)"),
+    "SingleStream": ("Early stopping 90.0th percentile estimate", "90.0th percentile latency (ns)"),
+    "MultiStream": ("Early stopping 99.0th percentile estimate", "99.0th percentile latency (ns)"),
     "Offline": ("Samples per second",),
     "Server": ("Completed samples per second",),
 }
