@@ -135,12 +135,13 @@ def print_summary(outcome: RunOutcome, verification: Verification | None = None)
 def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
     """Run as the command line says; ``backend`` replaces ``--backend`` (for tests)."""
     config, baselines = parse_args(argv)
+    command = sys.argv if argv is None else ["run.py", *argv]
     usage_errors = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
                     VerificationError, ValueError)
     try:
         if baselines is not None:  # before the run, so that a wrong folder costs no run
             check_baselines(config.scenario, baselines)
-        outcome = run_benchmark(config, backend)
+        outcome = run_benchmark(config, backend, command)
     except usage_errors as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -158,8 +158,11 @@ def _start_test(sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, run
         raise errors[0]
 
 
-def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutcome:
-    """Run LoadGen once as ``config`` says and return where and what it wrote."""
+def run_benchmark(config: RunConfig, backend: Backend | None = None, command: list[str] | None = None) -> RunOutcome:
+    """Run LoadGen once as ``config`` says and return where and what it wrote.
+
+    ``command`` is the command line recorded in ``run.json`` (default: this process's).
+    """
     run_dir = new_run_dir(config)
     test = compliance_test(config.compliance) if config.compliance else None
     if test is not None and config.mode != "performance":
@@ -186,7 +189,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None) -> RunOutco
     record = {
         "status": "running",
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": sys.argv,
+        "command": command if command is not None else sys.argv,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "backend": {"name": backend.name, "device": config.device, "threads": config.threads,
                     "weights": str(config.model_path), "weights_sha256": sha256_of(Path(config.model_path))},

@@ -19,6 +19,8 @@ from tools.verify_test01 import audit_config_was_read
 SCENARIO = "Offline"
 # Offline: LoadGen issues --qps x --time reviews at once; above this machine's rate, so the run lasts over --time.
 QUICK = ["--time", "2", "--qps", "9000"]
+#: tries of a performance run and its TEST01 run when only the speed check fails
+ATTEMPTS = 3
 
 
 def run_main(args: list[str], dataset_path: Path, backend=None) -> int:
@@ -44,23 +46,33 @@ def test_test01_passes_and_stages_audit_config_only_in_its_own_folder(baselines,
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    out = tmp_path / "test01"
-    assert run_main(compliance_args(baselines, out), dataset_path) == 0
+    accuracy, performance = baselines
+    for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1:  # the pair again: another process can slow one run of two seconds
+            performance = tmp_path / f"performance-{attempt}"
+            assert run_main([*QUICK, "--output-dir", str(performance)], dataset_path) == 0
+        out = tmp_path / f"test01-{attempt}"
+        code = run_main(compliance_args((accuracy, performance), out), dataset_path)
+        verdict = json.loads((out / "verification.json").read_text())
+        assert verdict["accuracy"]["passed"], (out / "verify_accuracy.txt").read_text()
+        if verdict["performance"]["passed"]:
+            break
+    assert code == 0, (out / "verify_performance.txt").read_text()
     assert "Compliance : TEST01 PASS" in capsys.readouterr().out
 
     assert not (workdir / AUDIT_CONFIG_FILE).exists()
-    assert not any(path.name == AUDIT_CONFIG_FILE for path in tmp_path.rglob("*") if path.parent != out)
+    assert not any(path.name == AUDIT_CONFIG_FILE for path in tmp_path.rglob("*") if not path.parent.name.startswith("test01-"))
     assert "*.*.accuracy_log_sampling_target" in (out / AUDIT_CONFIG_FILE).read_text()
     assert audit_config_was_read(out)
     assert detail_values(out / DETAIL_FILE)["effective_accuracy_log_sampling_target"] > 0
 
     assert (out / "verify_accuracy.txt").read_text().splitlines()[-1] == "TEST PASS"
     assert (out / "verify_performance.txt").read_text().splitlines()[-1] == "TEST PASS"
-    verdict = json.loads((out / "verification.json").read_text())
     assert verdict["passed"] and verdict["accuracy"]["compared"] > 1000 and not verdict["accuracy"]["mismatched"]
     assert abs(verdict["performance"]["ratio"] - 1) <= 0.10
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["compliance"] == "TEST01" and record["compliance"]["audit_config"]["mode"] == 2
+    assert record["command"][0] == "run.py" and record["command"][-2:] == ["--output-dir", str(out)]
 
 
 class LabelFlippingBackend:
