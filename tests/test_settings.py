@@ -39,10 +39,10 @@ MLPERF_CONF_ALL_SCENARIOS = {"min_duration_ms": 600_000, "performance_sample_cou
 
 # What configs/user.conf promises.
 USER_CONF = {
-    "SingleStream": {"single_stream_expected_latency_ns": 0.5 * MS},
-    "MultiStream": {"multi_stream_expected_latency_ns": 4.1 * MS},
+    "SingleStream": {"single_stream_expected_latency_ns": 0.35 * MS},
+    "MultiStream": {"multi_stream_expected_latency_ns": 1.8 * MS},
     "Server": {"server_target_qps": 2500.0},
-    "Offline": {"offline_expected_qps": 5300.0},
+    "Offline": {"offline_expected_qps": 6200.0},
 }
 
 
@@ -226,7 +226,7 @@ def test_loadgen_runs_with_the_loaded_settings(tmp_path):
             record = json.loads(line[len(":::MLLOG "):])
             logged[record["key"]] = record["value"]
     assert logged["requested_scenario"] == "SingleStream"
-    assert logged["requested_single_stream_expected_latency_ns"] == 0.5 * MS
+    assert logged["requested_single_stream_expected_latency_ns"] == 0.35 * MS
     assert logged["requested_single_stream_target_latency_percentile"] == pytest.approx(0.9)
     assert logged["requested_performance_sample_count_override"] == 25_000
     assert logged["requested_min_duration_ms"] == 200
