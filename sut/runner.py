@@ -29,6 +29,7 @@ from qsl.library import ImdbQSL
 from qsl.locations import default_dataset_path
 from sut.compliance import compliance_test, stage_audit_config
 from sut.loadgen_log import LoadGenResult, read_peak_search, read_result
+from sut.run_files import RUN_RECORD_FILE, SUT_TIMINGS_FILE
 from sut.provenance import git_commit, machine, package_versions
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, RunSettings, load_run_settings
 from sut.system import Seq2CNNSystem
@@ -37,8 +38,6 @@ from tools.accuracy_imdb import AccuracyReport, check_accuracy_log
 log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS_DIR = Path("results")
-#: per-sample issue and completion times as the SUT saw them (see SampleLedger.save_timings)
-SUT_TIMINGS_FILE = "sut_timings.npz"
 #: exit code when inference failed inside the SUT (LoadGen cannot be stopped, so the process ends)
 EXIT_INFERENCE_FAILED = 3
 
@@ -201,7 +200,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     }
     if test is not None:
         record["compliance"] = {"test": test.name, "audit_config": test.settings}
-    _write_json(run_dir / "run.json", record)
+    _write_json(run_dir / RUN_RECORD_FILE, record)
     audit_config = stage_audit_config(run_dir, test)
     log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.mode, len(split), backend.name, run_dir)
     started = time.perf_counter()
@@ -209,7 +208,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         _start_test(sut, qsl, run_settings, run_dir, config.trace, audit_config)
     except BaseException as error:
         record |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
-        _write_json(run_dir / "run.json", record)
+        _write_json(run_dir / RUN_RECORD_FILE, record)
         raise
     finally:
         wall_seconds = time.perf_counter() - started
@@ -231,5 +230,5 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     if config.find_peak:
         search = read_peak_search(run_dir)
         record["result"] |= {"peak_qps": search.peak_qps, "probed_qps": search.probed_qps}
-    _write_json(run_dir / "run.json", record)
+    _write_json(run_dir / RUN_RECORD_FILE, record)
     return RunOutcome(run_dir, record, result, accuracy)

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from sut.loadgen_log import DETAIL_FILE, SUMMARY_FILE, LoadGenResult, detail_values, read_result
+from sut.run_files import RUN_RECORD_FILE, SUT_TIMINGS_FILE, VERIFICATION_FILE
 from sut.settings import MODEL_NAME
 from tools.accuracy_imdb import REPORT_NAME as ACCURACY_REPORT_FILE
 from tools.report_figures import Marker, latency_distribution_png, percentile_points_png, throughput_png
@@ -62,11 +63,6 @@ from tools.report_figures import Marker, latency_distribution_png, percentile_po
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-RUN_RECORD_FILE = "run.json"
-#: per-sample issue and completion times (ns), written by ``sut.runner`` after each run
-SUT_TIMINGS_FILE = "sut_timings.npz"
-#: a compliance run's overall verdict, beside its ``verify_*.txt`` files
-VERIFICATION_FILE = "verification.json"
 VERDICT_LINE = re.compile(r"^TEST (PASS|FAIL)")
 PERCENTILE_KEY = re.compile(r"^(?P<percentile>\d+(?:\.\d+)?) percentile latency \(ns\)$")
 MODE_NAMES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "FindPeakPerformance": "find peak performance"}

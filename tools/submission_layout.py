@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
+from sut.run_files import RUN_RECORD_FILE as RUN_RECORD
+from sut.run_files import SUT_TIMINGS_FILE as SUT_TIMINGS
+from sut.run_files import VERIFY_ACCURACY_FILE as VERIFY_ACCURACY
+from sut.run_files import VERIFY_PERFORMANCE_FILE as VERIFY_PERFORMANCE
 from sut.settings import MODEL_NAME
 from tools.accuracy_imdb import REPORT_NAME
 
-RUN_RECORD = "run.json"
-SUT_TIMINGS = "sut_timings.npz"
-VERIFY_ACCURACY = "verify_accuracy.txt"
-VERIFY_PERFORMANCE = "verify_performance.txt"
 PERFORMANCE_RUN = PurePosixPath("performance", "run_1")
 MEASUREMENT_CONFIGS = ("mlperf.conf", "user.conf")  # in the order run.json's config_files lists them
 MEASUREMENT_README = "README.md"

@@ -38,6 +38,7 @@ import numpy as np
 
 from sut.compliance import AUDIT_FOUND_MESSAGE
 from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE, detail_entries, detail_values, read_result
+from sut.run_files import RUN_RECORD_FILE, VERIFICATION_FILE, VERIFY_ACCURACY_FILE, VERIFY_PERFORMANCE_FILE
 from tools.accuracy_imdb import NO_PREDICTION, AccuracyCheckError, decode_accuracy_log
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ log = logging.getLogger(__name__)
 TEST_NAME = "TEST01"
 #: largest relative difference of the headline figure from the performance run's
 PERFORMANCE_TOLERANCE = 0.10
-RUN_RECORD = "run.json"
-VERIFY_ACCURACY_FILE = "verify_accuracy.txt"
-VERIFY_PERFORMANCE_FILE = "verify_performance.txt"
-VERIFICATION_FILE = "verification.json"
 #: summary keys of the headline figure per scenario, the first one present is used
 HEADLINE_KEYS = {
     "SingleStream": ("Early stopping 90.0th percentile estimate", "90.0th percentile latency (ns)"),
@@ -72,13 +69,13 @@ class Baselines:
 
 def read_record(run_dir: Path, role: str) -> dict:
     """``run.json`` of a finished run folder; ``role`` names it in errors ("accuracy run", ...)."""
-    path = Path(run_dir) / RUN_RECORD
+    path = Path(run_dir) / RUN_RECORD_FILE
     try:
         record = json.loads(path.read_text())
     except OSError:
-        raise VerificationError(f"{role} {run_dir}: no {RUN_RECORD} there; pass the folder of a run made by run.py") from None
+        raise VerificationError(f"{role} {run_dir}: no {RUN_RECORD_FILE} there; pass the folder of a run made by run.py") from None
     except json.JSONDecodeError as error:
-        raise VerificationError(f"{role} {run_dir}: {RUN_RECORD} is not valid JSON ({error})") from None
+        raise VerificationError(f"{role} {run_dir}: {RUN_RECORD_FILE} is not valid JSON ({error})") from None
     if record.get("status") != "finished":
         raise VerificationError(f"{role} {run_dir} did not finish (status {record.get('status')!r}): run it again")
     return record
