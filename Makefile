@@ -4,13 +4,15 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The labeled IMDB archive beside the checkout if there is one, else where
-# `python -m qsl.download` saves the official archive. Override with DATASET=...
-DATASET ?= $(firstword $(wildcard ../shared/data/aclImdb_labeled.tar.gz) $(HOME)/.cache/seq2cnn/aclImdb_v1.tar.gz)
 SCENARIO ?= SingleStream
 ARGS ?=
+# The commands find the dataset themselves ($$SEQ2CNN_DATASET, ../shared/data beside the checkout, or the
+# archive 'python -m qsl.download' saved); DATASET=... points them at another copy.
+ifdef DATASET
+export SEQ2CNN_DATASET := $(DATASET)
+endif
 
-.PHONY: install run evaluate test
+.PHONY: install run evaluate test test-fast
 
 install: $(VENV)/.installed
 
@@ -23,10 +25,15 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 evaluate: install
-	$(PY) -m model.evaluate --dataset-path "$(DATASET)" $(ARGS)
+	$(PY) -m model.evaluate $(ARGS)
 
+# The whole suite (what CI runs).
 test: install
-	SEQ2CNN_TEST_DATASET="$(DATASET)" $(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q $(ARGS)
+
+# The edit-test loop: everything but the tests marked slow.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 run: install
-	$(PY) run.py --scenario $(SCENARIO) --dataset-path "$(DATASET)" $(ARGS)
+	$(PY) run.py --scenario $(SCENARIO) $(ARGS)

@@ -1,15 +1,20 @@
 """Run the Seq2CNN system-under-test under MLPerf LoadGen.
 
-    python run.py --scenario SingleStream                 # performance run
+    python run.py --scenario SingleStream                 # performance run, full rules (10 minutes)
     python run.py --scenario Offline --accuracy           # accuracy run + checker
-    python run.py --scenario Server --time 30 --qps 10    # quick run (not valid for submission)
+    python run.py --scenario Server --time 30 --qps 1000  # quick run (not valid for submission)
     python run.py --scenario Offline --compliance TEST01 --accuracy-run A --performance-run P
-    python run.py --scenario Server --find-peak-performance   # LoadGen searches the highest Server rate
+    python run.py --scenario Server --find-peak-performance --time 10   # the highest VALID Server rate
 
 Settings load in order: LoadGen's built-in rules, --mlperf-conf, --user-conf,
-then the quick-run overrides (--time, --qps, --target-latency), which the
-summary prints so that nobody mistakes a short run for a valid one. Each run
-writes into its own new folder (default results/<timestamp>-<scenario>-<mode>/).
+then the quick-run overrides (--time, --qps, --target-latency, --count), which
+the summary prints so that nobody mistakes a short run for a valid one. Each
+run writes into its own new folder (default results/<UTC time>-<scenario>-<kind>/).
+
+Exit status: 0 done (a performance run may still be INVALID: read the
+summary); 1 accuracy below the 99% target, a failed compliance test, or no
+VALID rate in a peak search; 2 bad input (the message says what and where);
+3 inference failed during the run.
 """
 
 from __future__ import annotations
@@ -23,24 +28,29 @@ from pathlib import Path
 from model.backends import BACKENDS, Backend
 from model.weights import WeightsError
 from qsl.errors import DatasetError
-from qsl.locations import default_dataset_path
+from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.vocabulary import VocabularyError
-from sut.compliance import COMPLIANCE_TESTS
+from sut.accuracy import AccuracyCheckError
+from sut.compliance import COMPLIANCE_TESTS, ComplianceError
+from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
+from sut.run_record import RunRecord
 from sut.runner import EXIT_INFERENCE_FAILED, RunConfig, RunError, RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
-from tools.accuracy_imdb import AccuracyCheckError
-from tools.verify_test01 import Baselines, Verification, VerificationError, check_baselines, verify_test01
+from sut.test01 import VerificationError
 
 log = logging.getLogger("run")
 
+#: errors that mean the request cannot be run as given (exit 2)
+USAGE_ERRORS = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
+                VerificationError, ComplianceError, ValueError)
 
-def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | None]:
-    """The run's configuration, and for a compliance run the submission runs it is compared with."""
+
+def parse_args(argv: list[str] | None = None) -> RunConfig:
+    """The run's configuration, as the command line asks for it."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="SingleStream")
     parser.add_argument("--accuracy", action="store_true", help="accuracy mode: every sample once, then the checker")
-    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path(),
-                        help="IMDB folder or .tar.gz (default: %(default)s; get it with 'python -m qsl.download')")
+    parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, help="safetensors weights (default: the shipped model/seq2cnn.safetensors)")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="benchmark rules (default: %(default)s)")
     parser.add_argument("--user-conf", type=Path, default=DEFAULT_USER_CONF, help="system tuning (default: %(default)s)")
@@ -49,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | No
     parser.add_argument("--backend", choices=list(BACKENDS), default="folded",
                         help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--max-batchsize", type=int, default=64, help="largest batch of reviews the SUT runs at once")
+    parser.add_argument("--max-batchsize", type=int, default=64, dest="max_batch_size",
+                        help="largest batch of reviews the SUT runs at once (default: %(default)s)")
     parser.add_argument("--max-batch-tokens", type=int, default=16384,
                         help="Offline: token ids per batch, reviews sorted by length (default: %(default)s)")
     parser.add_argument("--batch-wait-ms", type=float, default=0.5,
@@ -58,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | No
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=1, help="worker threads for Server and Offline")
     quick = parser.add_argument_group("quick-run overrides (the run is then not valid for submission)")
-    quick.add_argument("--time", type=float, dest="duration_s", help="run for this many seconds")
+    quick.add_argument("--time", type=float, dest="duration_s",
+                       help="run for this many seconds (Offline without --qps: the query is sized from a 1 s "
+                            "measurement of the backend, so the run lasts about this long)")
     quick.add_argument("--qps", type=float, dest="target_qps", help="Offline expected or Server target queries/s")
     quick.add_argument("--target-latency", type=float, dest="target_latency_ms", help="latency target or expectation, ms")
     compliance = parser.add_argument_group("compliance (TEST01: responses logged in performance mode match accuracy mode)")
@@ -66,9 +79,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | No
                             help="run this compliance test (its audit.config is staged in the run's own folder)")
     compliance.add_argument("--accuracy-run", type=Path, help="TEST01: the accuracy-mode run of this scenario to compare with")
     compliance.add_argument("--performance-run", type=Path, help="TEST01: the performance run of this scenario to compare with")
-    parser.add_argument("--find-peak-performance", action="store_true", dest="find_peak",
-                        help="Server: LoadGen's search for the highest arrival rate meeting the latency bound, "
-                             "starting from the target rate (--qps or user.conf)")
+    peak = parser.add_argument_group("Server peak search")
+    peak.add_argument("--find-peak-performance", action="store_true", dest="find_peak",
+                      help="search the highest arrival rate LoadGen judges VALID, starting from the target rate "
+                           "(--qps or user.conf): one full LoadGen run per probe")
+    peak.add_argument("--peak-tolerance", type=float, default=DEFAULT_TOLERANCE,
+                      help="stop when the VALID and INVALID rates are this fraction apart (default: %(default)s)")
     parser.add_argument("--trace", action="store_true", help="also write LoadGen's mlperf_log_trace.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -76,73 +92,95 @@ def parse_args(argv: list[str] | None = None) -> tuple[RunConfig, Baselines | No
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.count is not None and args.count < 1:
         parser.error("--count must be at least 1")
-    if args.max_batchsize < 1 or args.max_batch_tokens < 1 or args.workers < 1:
+    if args.max_batch_size < 1 or args.max_batch_tokens < 1 or args.workers < 1:
         parser.error("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
     if args.batch_wait_ms < 0:
         parser.error("--batch-wait-ms must be at least 0")
-    if args.compliance and args.accuracy:
-        parser.error(f"{args.compliance} is a performance-mode run: drop --accuracy")
-    if args.compliance and (args.accuracy_run is None or args.performance_run is None):
-        parser.error(
-            f"{args.compliance} compares with an accuracy run and a performance run of the same scenario: pass "
-            f"--accuracy-run and --performance-run (make them with 'python run.py --scenario {args.scenario} --accuracy' "
-            f"and 'python run.py --scenario {args.scenario}')")
-    if (args.accuracy_run or args.performance_run) and not args.compliance:
-        parser.error("--accuracy-run and --performance-run belong to a compliance run: add --compliance TEST01")
-    if args.find_peak and args.scenario != "Server":
-        parser.error("--find-peak-performance searches the highest Server rate: use it with --scenario Server")
-    if args.find_peak and (args.accuracy or args.compliance):
-        parser.error("--find-peak-performance is a performance search: drop --accuracy and --compliance")
-    left_out = ("verbose", "max_batchsize", "accuracy_run", "performance_run")
-    options = {k: v for k, v in vars(args).items() if k not in left_out and v is not None}
-    baselines = Baselines(args.accuracy_run, args.performance_run) if args.compliance else None
-    return RunConfig(max_batch_size=args.max_batchsize, **options), baselines
+    options = {key: value for key, value in vars(args).items() if key != "verbose" and value is not None}
+    return RunConfig(**options)
 
 
-def print_summary(outcome: RunOutcome, verification: Verification | None = None) -> None:
-    record, result = outcome.record, outcome.result
-    settings = record["settings"]
+def result_line(record: RunRecord) -> str | None:
+    """The headline figure as MLPerf defines it, with the plain percentile and tail beside it."""
+    result = record.result
+    if result is None or result.headline is None:
+        return None
+    extras = [f"{figure.name} {figure.text()}" for figure in (result.percentile, result.tail) if figure is not None]
+    if record.scenario == "Server":
+        bound = record.settings.effective.get("server_target_latency_ns")
+        if bound:
+            extras.append(f"bound {bound / 1e6:g} ms")
+    shown = f" ({'; '.join(extras)})" if extras else ""
+    return f"{result.headline.text()}  {result.headline.name}{shown}"
+
+
+def peak_lines(search: PeakSearch) -> list[str]:
+    """The peak, then one row per probe: rate, p99, LoadGen's verdict."""
+    if search.peak_qps is not None:
+        head = f"Peak       : {search.peak_qps:,.1f} queries/s, the highest rate LoadGen judged VALID ({search.conclusion})"
+    else:
+        head = f"Peak       : none: {search.conclusion}"
+    rows = [head, "Probes     : rate (queries/s)   p99 latency   completed/s   verdict   folder"]
+    for probe in search.probes:
+        percentile = probe.result.percentile.text() if probe.result.percentile else "n/a"
+        rate = probe.result.headline.value if probe.result.headline else float("nan")
+        reasons = f" ({', '.join(probe.result.failed_checks)}: NO)" if probe.result.failed_checks else ""
+        if (more := probe.result.more_queries_needed()) is not None:
+            reasons += f" [early stopping needs {more:,} more queries: longer probes (--time)]"
+        rows.append(f"             {probe.target_qps:>16,.1f}   {percentile:>11}   {rate:>11,.1f}   "
+                    f"{probe.result.validity}{reasons}   {probe.folder}")
+    return rows
+
+
+def print_summary(outcome: RunOutcome) -> None:
+    record = outcome.record
     print()
-    print(f"Scenario   : {settings['scenario']}   Mode: {settings['mode']}   Backend: {record['backend']['name']}")
-    print(f"Samples    : {record['dataset']['samples']} test reviews; issued {record['samples']['issued']}, "
-          f"completed {record['samples']['completed']}")
-    if result.value is not None:
-        if "latency" in (result.metric or ""):
-            print(f"Result     : {result.metric.replace(' (ns)', '')} = {result.value / 1e6:.3f} ms")
-        else:
-            print(f"Result     : {result.metric} = {result.value:.2f}")
-    if result.valid is not None:
-        reasons = f" ({'; '.join(c + ': NO' for c in result.failed_checks)})" if result.failed_checks else ""
+    print(f"Scenario   : {record.scenario}   Kind: {record.kind}   Backend: {record.backend.name}")
+    if record.samples is not None:
+        print(f"Samples    : {record.dataset.samples} test reviews; issued {record.samples.issued}, "
+              f"completed {record.samples.completed}")
+    if record.peak_search is not None:
+        print("\n".join(peak_lines(record.peak_search)))
+    if (line := result_line(record)) is not None:
+        print(f"Result     : {line}" + ("  [the peak probe]" if record.peak_search is not None else ""))
+    result = record.result
+    if result is not None and result.valid is not None:
+        reasons = f" ({'; '.join(check + ': NO' for check in result.failed_checks)})" if result.failed_checks else ""
         print(f"Validity   : {result.validity}{reasons}")
-    if "peak_qps" in record["result"]:
-        peak, probes = record["result"]["peak_qps"], len(record["result"]["probed_qps"])
-        found = f"{peak:.1f} queries/s" if peak is not None else "not found (read the detail log)"
-        print(f"Peak       : {found}, the highest rate LoadGen's search found valid ({probes} probe runs); "
-              "the result above is LoadGen's summary of one probe")
-    if outcome.accuracy is not None:
-        print(f"Accuracy   : {outcome.accuracy.summary_line()}")
-    if verification is not None:
-        print(f"Compliance : {verification.summary_line()}")
-    overrides = settings["overrides"] + [{"option": k, "value": v} for k, v in settings["adjustments"].items()]
-    if overrides:
-        listed = ", ".join(f"{o['option']}={o['value']:g}" for o in overrides)
+        if (more := result.more_queries_needed()) is not None:
+            print(f"Early stop : LoadGen would need at least {more:,} more queries for its percentile estimate: "
+                  "run longer (--time) or faster (--qps)")
+    if record.accuracy is not None:
+        print(f"Accuracy   : {record.accuracy.summary_line()}")
+    if outcome.verification is not None:
+        print(f"Compliance : {outcome.verification.summary_line()}")
+    if record.settings.overrides:
+        listed = ", ".join(f"{o.option}={o.value:g}" for o in record.settings.overrides)
         print(f"Overrides  : {listed}  -> a quick run, NOT valid for submission")
-    if result.errors:
+    if result is not None and result.errors:
         print(f"LoadGen    : {len(result.errors)} error(s) logged, e.g. {result.errors[0]}")
     print(f"Logs       : {outcome.run_dir}")
 
 
+def exit_code(outcome: RunOutcome) -> int:
+    """0 done; 1 when the run's own verdict failed (accuracy, compliance, no VALID peak rate)."""
+    record = outcome.record
+    if record.accuracy is not None and record.accuracy.passed is False:
+        return 1
+    if outcome.verification is not None and not outcome.verification.passed:
+        return 1
+    if record.peak_search is not None and record.peak_search.peak_qps is None:
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
     """Run as the command line says; ``backend`` replaces ``--backend`` (for tests)."""
-    config, baselines = parse_args(argv)
+    config = parse_args(argv)
     command = sys.argv if argv is None else ["run.py", *argv]
-    usage_errors = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
-                    VerificationError, ValueError)
     try:
-        if baselines is not None:  # before the run, so that a wrong folder costs no run
-            check_baselines(config.scenario, baselines)
         outcome = run_benchmark(config, backend, command)
-    except usage_errors as error:
+    except USAGE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - inference failed inside LoadGen's run
@@ -152,19 +190,8 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         sys.stderr.flush()
         # LoadGen's threads cannot be stopped from Python: end the process here.
         os._exit(EXIT_INFERENCE_FAILED)
-    verification = None
-    if baselines is not None:
-        try:
-            verification = verify_test01(outcome.run_dir, baselines)
-        except VerificationError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    print_summary(outcome, verification)
-    if outcome.accuracy is not None and not outcome.accuracy.passed:
-        return 1
-    if verification is not None and not verification.passed:
-        return 1
-    return 0
+    print_summary(outcome)
+    return exit_code(outcome)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ setup(
         "safetensors>=0.4,<1",
         "tqdm>=4.66,<5",
         "mlcommons-loadgen>=5.0,<7",
+        # run.json: typed reading and writing of the run record (sut/run_record.py)
+        "pydantic>=2.6,<3",
         # the fused kernel of the folded backend
         "numba>=0.59,<1",
         # the figures of the run report (tools/report.py)

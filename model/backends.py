@@ -9,7 +9,8 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
   4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
 - ``folded``: the embedding folded into per-tap tables and the padding into
   one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU,
-  torch gathers on a GPU.
+  torch gathers on a GPU. numba and the kernel are imported only when this
+  backend is created.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 import torch
 
 from model.batching import pad_to_width, padded_batch
-from model.folded import FoldedTables
 from model.network import Seq2CNN
 from model.weights import DEFAULT_WEIGHTS, load_model
 
@@ -93,7 +93,9 @@ class FoldedBackend:
     name = "folded"
 
     def __init__(self, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None):
-        import numba
+        import numba  # only this backend needs numba and its compiled kernel
+
+        from model.folded import FoldedTables
 
         if threads:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

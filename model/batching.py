@@ -14,14 +14,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-MAX_LENGTH = 1000
+from qsl.vocabulary import MAX_LENGTH, PAD_ID
 #: padding kept after the longest review: one window wholly in padding for kernel 4
 PAD_MARGIN = 4
 
 
 def pad_to_width(token_ids: Sequence[np.ndarray], width: int) -> torch.Tensor:
     """Ids (B, width) int64: each review truncated to ``width`` ids, right-padded with 0."""
-    batch = np.zeros((len(token_ids), width), dtype=np.int64)
+    batch = np.full((len(token_ids), width), PAD_ID, dtype=np.int64)
     for row, ids in enumerate(token_ids):
         kept = ids[:width]
         batch[row, : len(kept)] = kept

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from model.backends import BACKENDS, Backend, create_backend
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, WeightsError, sha256_of
+from model.weights import DEFAULT_WEIGHTS, WeightsError
 from qsl.errors import DatasetError
-from qsl.locations import default_dataset_path
-from qsl.reviews import dataset_root
-from qsl.token_cache import TokenizedSplit, tokenized_split
-from qsl.vocabulary import Vocabulary, VocabularyError
+from qsl.files import atomic_write, sha256_of_file, write_text_atomically
+from qsl.locations import DATASET_LOOKUP_HELP
+from qsl.token_cache import TokenizedSplit, load_test_split
+from qsl.vocabulary import DEFAULT_VOCABULARY, VocabularyError
 
 log = logging.getLogger("model.evaluate")
 
@@ -45,25 +44,14 @@ def save_logits(path: Path, logits: np.ndarray, split: TokenizedSplit, backend: 
     """Write logits with what identifies them (review names, labels, backend, weights) as ``.npz``; never overwrites."""
     if path.exists():
         raise DatasetError(f"{path} already exists; choose another --save-logits path")
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as stream:
+    with atomic_write(path) as stream:
         np.savez(stream, logits=logits, labels=split.labels, names=np.array(split.names),
                  backend=np.array(backend), weights_sha256=np.array(weights_sha256))
-    os.replace(temporary, path)
-
-
-def load_test_split(dataset_path: Path, vocabulary_path: Path = DEFAULT_VOCABULARY, count: int | None = None) -> TokenizedSplit:
-    split = tokenized_split(dataset_root(dataset_path), "test", Vocabulary.load(vocabulary_path))
-    if count is not None:
-        if not 0 < count <= len(split):
-            raise DatasetError(f"--count {count} is outside 1..{len(split)}: the test split has {len(split)} reviews")
-        split = split.head(count)
-    return split
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path(), help="IMDB folder or .tar.gz")
+    parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
     parser.add_argument("--count", type=int, help="evaluate only the first N test reviews")
@@ -95,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": correct / len(split),
         "seconds": round(seconds, 1),
         "weights": str(args.model_path),
-        "weights_sha256": sha256_of(args.model_path),
+        "weights_sha256": sha256_of_file(args.model_path),
     }
     if args.save_logits:
         save_logits(args.save_logits, logits, split, backend.name, result["weights_sha256"])
     if args.output:
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomically(args.output, json.dumps(result, indent=2) + "\n")
     print(f"accuracy {result['accuracy']:.4%} ({correct}/{len(split)} test reviews, {backend.name} backend, {seconds:.0f} s)")
     return 0
 

@@ -34,8 +34,7 @@ import torch
 
 from model.batching import padded_batch
 from model.network import Seq2CNN
-
-MAX_LENGTH = 1000
+from qsl.vocabulary import MAX_LENGTH
 
 
 @dataclass

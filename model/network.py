@@ -20,16 +20,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from qsl.vocabulary import MAX_LENGTH, VOCAB_SIZE
+
 
 @dataclass(frozen=True)
 class Seq2CNNConfig:
-    vocab_size: int = 5200
+    #: rows of the embedding: the vocabulary's ids (:mod:`qsl.vocabulary` defines the input)
+    vocab_size: int = VOCAB_SIZE
     embedding_dim: int = 1024
     channels: int = 1024
     kernel_sizes: tuple[int, ...] = (3, 4)
     elu_alpha: float = 0.25
     num_classes: int = 2
-    max_length: int = 1000
+    #: ids per review as the reference evaluates it (padded or truncated)
+    max_length: int = MAX_LENGTH
     #: dropout before the classifier; active only in training mode
     dropout: float = 0.5
 

@@ -35,7 +35,8 @@ import torch
 from numpy.lib import format as npy_format
 
 from model.network import Seq2CNN
-from model.weights import WeightsError, check_state_dict, expected_shapes, save_weights, sha256_of
+from model.weights import WeightsError, check_state_dict, expected_shapes, save_weights
+from qsl.files import sha256_of_file
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def import_reference(source: Path, output: Path) -> str:
     state = to_state_dict(load_source(source), str(source))
     model = Seq2CNN()
     model.load_state_dict(state)
-    metadata = {"imported_from": source.name, "source_sha256": sha256_of(source)}
+    metadata = {"imported_from": source.name, "source_sha256": sha256_of_file(source)}
     digest = save_weights(model, output, metadata)
     log.info("imported %s into %s (sha256 %s)", source, output, digest)
     return digest

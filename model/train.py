@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
 from model.network import Seq2CNN, Seq2CNNConfig
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, save_weights
-from qsl.locations import default_dataset_path
+from model.weights import DEFAULT_WEIGHTS, save_weights
+from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root
 from qsl.token_cache import tokenized_split
-from qsl.vocabulary import Vocabulary
+from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger("model.train")
 
@@ -121,7 +121,7 @@ def train(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path(), help="IMDB folder or .tar.gz")
+    parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
     parser.add_argument("--output", type=Path, default=DEFAULT_WEIGHTS, help="where to write the safetensors weights")
     parser.add_argument("--epochs", type=int, default=3)

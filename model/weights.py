@@ -9,32 +9,21 @@ naming the file and the tensor.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from model.network import Seq2CNN, Seq2CNNConfig
+from qsl.files import atomic_write, sha256_of_file, write_text_atomically
 
 MODEL_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = MODEL_DIR / "seq2cnn.safetensors"
-DEFAULT_VOCABULARY = MODEL_DIR / "vocab.json"
 
 
 class WeightsError(RuntimeError):
     """Weights are missing, corrupt, or do not fit the Seq2CNN network."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checksum_file(weights_path: Path) -> Path:
@@ -66,16 +55,10 @@ def save_weights(model: Seq2CNN, path: Path, metadata: dict[str, str] | None = N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    handle, temporary = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(state, temporary, metadata=metadata or {})
-        digest = sha256_of(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    checksum_file(path).write_text(f"{digest}  {path.name}\n")
+    with atomic_write(path) as stream:
+        stream.write(save(state, metadata=metadata or {}))
+    digest = sha256_of_file(path)
+    write_text_atomically(checksum_file(path), f"{digest}  {path.name}\n")
     return digest
 
 
@@ -98,7 +81,7 @@ def load_state_dict(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = 
     expected = expected_sha256 or recorded_sha256(path)
     if expected is None:
         raise WeightsError(f"no sha256 recorded for {path}: expected {checksum_file(path)} beside it")
-    actual = sha256_of(path)
+    actual = sha256_of_file(path)
     if actual != expected.lower():
         raise WeightsError(f"checksum mismatch for {path}: sha256 is {actual}, expected {expected}; the file is corrupt or not the recorded one")
     try:

@@ -9,17 +9,14 @@ complete, so an interrupted run never leaves a half-extracted dataset behind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
 from qsl.errors import DatasetError, UnsafeArchiveError
+from qsl.files import atomic_directory, sha256_of_file
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +25,6 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 def is_archive(path: Path) -> bool:
     return path.name.endswith(ARCHIVE_SUFFIXES)
-
-
-def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_member(member: tarfile.TarInfo) -> None:
@@ -50,26 +39,20 @@ def check_member(member: tarfile.TarInfo) -> None:
 
 def extract_archive(archive: Path, target: Path) -> None:
     """Extract every member of ``archive`` into the new folder ``target``, atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                check_member(member)
-            for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
-                tar.extract(member, staging, filter="data")
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not target.is_dir():  # else another process finished the same extraction first
-                raise
-    except (tarfile.TarError, EOFError, OSError) as error:
+        with atomic_directory(target) as staging:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                for member in members:
+                    check_member(member)
+                for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
+                    tar.extract(member, staging, filter="data")
+    except OSError:
+        if not target.is_dir():  # else another process finished the same extraction first
+            raise DatasetError(f"cannot extract {archive} into {target.parent}: check the file, the free space, "
+                               "or set SEQ2CNN_CACHE_DIR to a writable folder") from None
+    except (tarfile.TarError, EOFError) as error:
         raise DatasetError(f"cannot extract {archive}: {error}; check the file or download it again") from error
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def extracted_archive(archive: Path, cache_root: Path) -> Path:

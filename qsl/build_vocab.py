@@ -14,13 +14,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from qsl.locations import default_dataset_path
+from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.preprocess import tokenize_many
 from qsl.reviews import dataset_root, read_review, split_reviews
-from qsl.vocabulary import Vocabulary
+from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger(__name__)
-DEFAULT_VOCABULARY = Path(__file__).resolve().parent.parent / "model" / "vocab.json"
 
 
 def build_vocabulary(dataset_path: Path) -> Vocabulary:
@@ -33,7 +32,7 @@ def build_vocabulary(dataset_path: Path) -> Vocabulary:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset-path", type=Path, default=default_dataset_path())
+    parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--output", type=Path, default=DEFAULT_VOCABULARY)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

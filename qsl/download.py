@@ -2,9 +2,10 @@
 
     python -m qsl.download [--output PATH] [--url URL] [--sha256 HEX]
 
-By default it fetches the official ``aclImdb_v1.tar.gz`` into the path that
-``--dataset-path`` defaults to (``$SEQ2CNN_DATASET``, else the cache folder),
-so that later commands find it without options. The bytes are streamed into a
+By default it fetches the official ``aclImdb_v1.tar.gz`` into the cache folder
+(``~/.cache/seq2cnn/``, or ``$SEQ2CNN_CACHE_DIR``), the last place of the
+dataset lookup (:mod:`qsl.locations`), so that later commands find it without
+options. The bytes are streamed into a
 temporary file beside the output and renamed into place only once their
 sha256 matches, so the output path never holds a partial or wrong archive.
 A file already at the output path is never replaced: if its sha256 matches
@@ -25,7 +26,6 @@ import http.client
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,9 +34,10 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from qsl.archive import is_archive, sha256_of_file
+from qsl.archive import is_archive
 from qsl.errors import DatasetError
-from qsl.locations import OFFICIAL_ARCHIVE_NAME, OFFICIAL_ARCHIVE_SHA256, OFFICIAL_ARCHIVE_URL, default_dataset_path
+from qsl.files import atomic_write, sha256_of_file
+from qsl.locations import OFFICIAL_ARCHIVE_NAME, OFFICIAL_ARCHIVE_SHA256, OFFICIAL_ARCHIVE_URL, downloaded_archive_path
 
 log = logging.getLogger(__name__)
 
@@ -116,35 +117,22 @@ def download_archive(url: str, output: Path, sha256: str) -> Path:
         return output
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-    except OSError as error:
-        raise DatasetError(f"cannot write into {output.parent}: {error}; pass another --output") from error
-    try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(output) as stream:
             actual, received, announced = _stream_url(url, stream)
-        if actual != expected:
-            size = f"{received} bytes" + (f" of the {announced} announced" if announced is not None and announced != received else "")
-            raise DatasetError(
-                f"sha256 mismatch for {url}: expected {expected}, got {actual} ({size}); "
-                f"nothing was written to {output}. Check --url and --sha256, or download again"
-            )
-        # Another process may have finished the same download meanwhile.
-        if _existing_file_matches(output, expected):
-            return output
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, output)
+            if actual != expected:
+                size = f"{received} bytes" + (f" of the {announced} announced" if announced is not None and announced != received else "")
+                raise DatasetError(
+                    f"sha256 mismatch for {url}: expected {expected}, got {actual} ({size}); "
+                    f"nothing was written to {output}. Check --url and --sha256, or download again"
+                )
     except OSError as error:
         raise DatasetError(f"cannot write {output}: {error}; free some space or pass another --output") from error
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    log.info("downloaded %s to %s (sha256 verified)", url, output)
     return output
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=default_dataset_path(), help="where to save the archive (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=downloaded_archive_path(), help="where to save the archive (default: %(default)s)")
     parser.add_argument("--url", default=OFFICIAL_ARCHIVE_URL, help="http://, https:// or file:// URL (default: %(default)s)")
     parser.add_argument("--sha256", default=OFFICIAL_ARCHIVE_SHA256, help="expected sha256 of the archive (default: the official one)")
     args = parser.parse_args(argv)

@@ -17,10 +17,9 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from qsl.token_cache import TokenizedSplit
+from qsl.vocabulary import MAX_LENGTH
 
 log = logging.getLogger(__name__)
-
-MAX_LENGTH = 1000
 
 
 class SampleNotLoadedError(KeyError):

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
+import numpy as np
+
 from qsl.archive import extracted_archive, is_archive
 from qsl.errors import DatasetError
-from qsl.locations import cache_dir
+from qsl.locations import cache_dir, resolve_dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,13 @@ class Review:
         return "/".join(self.path.parts[-3:])
 
 
-def dataset_root(dataset_path: Path) -> Path:
+def dataset_root(dataset_path: Path | None = None) -> Path:
     """The folder that holds ``train/`` and ``test/``, given a folder or a ``.tar.gz``.
 
+    ``None`` looks the dataset up (see :func:`qsl.locations.resolve_dataset_path`).
     An archive is extracted once into the cache (see :mod:`qsl.archive`).
     """
-    dataset_path = Path(dataset_path).expanduser()
+    dataset_path = resolve_dataset_path(dataset_path)
     if not dataset_path.exists():
         raise DatasetError(
             f"IMDB dataset not found at {dataset_path}. Download it with "
@@ -86,6 +89,11 @@ def split_reviews(root: Path, split: str) -> list[Review]:
         if negative is not None:
             ordered.append(Review(negative, NEGATIVE))
     return ordered
+
+
+def split_labels(root: Path, split: str) -> np.ndarray:
+    """Labels (int64, shape ``(N,)``) of ``split`` in sample order, from the file names alone (nothing is read)."""
+    return np.array([review.label for review in split_reviews(root, split)], dtype=np.int64)
 
 
 def read_review(path: Path) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from qsl.errors import DatasetError
+from qsl.files import atomic_write
 from qsl.locations import cache_dir
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
-from qsl.reviews import Review, read_review, split_reviews
-from qsl.vocabulary import Vocabulary
+from qsl.reviews import Review, dataset_root, read_review, split_reviews
+from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class TokenizedSplit:
         return len(self.labels)
 
     def head(self, count: int) -> "TokenizedSplit":
-        """The first ``count`` samples (balanced by the sample order)."""
+        """The first ``count`` samples (balanced by the sample order); :class:`DatasetError` unless 1 <= count <= N."""
+        if not 0 < count <= len(self):
+            raise DatasetError(f"--count {count} is outside 1..{len(self)}: the test split has {len(self)} reviews")
         return TokenizedSplit(self.token_ids[:count], self.labels[:count], self.names[:count])
 
 
@@ -81,12 +83,16 @@ def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: 
     log.info("tokenized %d %s reviews in %.1f s", len(texts), split, time.perf_counter() - started)
     offsets = np.cumsum([0] + [len(ids) for ids in token_ids], dtype=np.int64)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".npz", dir=cache_file.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
-        os.replace(temporary, cache_file)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_write(cache_file) as stream:
+        np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
     return TokenizedSplit(token_ids, labels, names)
+
+
+def load_test_split(dataset_path: Path | None = None, vocabulary_path: Path = DEFAULT_VOCABULARY,
+                    count: int | None = None) -> TokenizedSplit:
+    """Token ids of the test split (all of it, or its first ``count`` reviews), from the cache when current.
+
+    ``dataset_path`` ``None`` looks the dataset up (:mod:`qsl.locations`).
+    """
+    split = tokenized_split(dataset_root(dataset_path), "test", Vocabulary.load(vocabulary_path))
+    return split.head(count) if count is not None else split

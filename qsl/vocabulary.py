@@ -1,9 +1,12 @@
-"""The word -> id table of Seq2CNN, built once from the IMDB train split.
+"""The word -> id table of Seq2CNN, built once from the IMDB train split, and the id sequence it makes.
 
 Ids follow ``collections.Counter.most_common()`` over the train split's tokens
 (ties keep first-seen order) and start at 1; 0 is padding. Every train word
 keeps its rank in the file, but ids at or above ``clip_id`` (5199) are clipped
 to ``clip_id`` at encoding time; words never seen in training are dropped.
+A review's id sequence is cut at :data:`MAX_LENGTH` ids (the benchmark pads
+every review to that length with :data:`PAD_ID`); these constants define the
+model's input and are the single source of :class:`model.network.Seq2CNNConfig`'s.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from typing import Iterable
 
 import numpy as np
 
+from qsl.files import write_text_atomically
+
+#: ids 0..5199: padding, the ranked train words, and 5199 for every rarer word
 VOCAB_SIZE = 5200
+#: the id of padding
 PAD_ID = 0
+#: ids kept per review (the first ones); the reference pads every review to this length
+MAX_LENGTH = 1000
 FORMAT = "seq2cnn-vocabulary/1"
+#: the shipped vocabulary, built by ``python -m qsl.build_vocab``
+DEFAULT_VOCABULARY = Path(__file__).resolve().parent.parent / "model" / "vocab.json"
 
 
 class VocabularyError(ValueError):
@@ -59,7 +70,7 @@ class Vocabulary:
 
     def save(self, path: Path) -> None:
         payload = {"format": FORMAT, "vocab_size": self.vocab_size, "words": self.words}
-        Path(path).write_text(json.dumps(payload, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        write_text_atomically(Path(path), json.dumps(payload, ensure_ascii=False, indent=0) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Vocabulary":

@@ -13,7 +13,7 @@ here every run instead passes LoadGen a path inside its own new folder:
 Tests kept by this benchmark:
 
 - TEST01 (accuracy in performance mode): a performance run that also logs a
-  random sample of its responses; :mod:`tools.verify_test01` compares them with
+  random sample of its responses; :mod:`sut.test01` compares them with
   the accuracy run's responses and the run's performance with the plain
   performance run's.
 - TEST04 does not apply, as for BERT, the other benchmark with inputs of
@@ -29,6 +29,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+
+from qsl.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,6 @@ def stage_audit_config(run_dir: Path, test: ComplianceTest | None) -> Path:
     """The audit file path LoadGen gets for a run in ``run_dir``; written there only for a compliance ``test``."""
     path = Path(run_dir) / AUDIT_CONFIG_FILE
     if test is not None:
-        path.write_text(test.audit_config_text())
+        write_text_atomically(path, test.audit_config_text())
         log.info("%s: staged %s for LoadGen", test.name, path)
     return path

@@ -1,8 +1,20 @@
-"""Reading LoadGen's own logs back: the result, its validity and LoadGen's errors.
+"""Reading LoadGen's own logs back: the headline figure, its validity, LoadGen's errors and hints.
 
-``mlperf_log_summary.txt`` gives the headline figure and ``VALID``/``INVALID``
-with the checks behind it; ``mlperf_log_detail.txt`` (``:::MLLOG {json}``
-lines) gives every setting LoadGen used and every error it logged.
+Figures are read from ``mlperf_log_detail.txt`` (``:::MLLOG {json}`` lines)
+under the keys MLPerf's own tools read (the submission checker's
+``RESULT_FIELD_NEW``, TEST01's ``verify_performance.py``), so that a figure
+printed here means what it means there:
+
+- SingleStream: ``early_stopping_latency_ss``, the early-stopping estimate of
+  the 90th-percentile latency (ns); the plain percentile is reported beside it;
+- MultiStream: ``early_stopping_latency_ms``, the same for the 99th percentile
+  of a query's latency;
+- Offline: ``result_samples_per_second``;
+- Server: ``result_completed_samples_per_sec``, with the latency at the
+  target percentile (p99) and p99.9.
+
+``mlperf_log_summary.txt`` is LoadGen's text for people; it is kept and shown,
+never parsed for figures.
 """
 
 from __future__ import annotations
@@ -15,103 +27,148 @@ from pathlib import Path
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
 ACCURACY_FILE = "mlperf_log_accuracy.json"
+TRACE_FILE = "mlperf_log_trace.json"
 
-#: The headline metric of each scenario, as LoadGen names it in the summary.
-HEADLINE_PATTERNS = {
-    "SingleStream": r"^\d+(\.\d+)?th percentile latency \(ns\)$",
-    "MultiStream": r"^\d+(\.\d+)?th percentile latency \(ns\)$",
-    "Server": r"^Completed samples per second$",
-    "Offline": r"^Samples per second$",
+MLLOG_PREFIX = ":::MLLOG "
+#: The detail-log key of each scenario's headline figure and its unit, as MLPerf's tools read it.
+HEADLINE_FIELDS = {
+    "SingleStream": ("early_stopping_latency_ss", "ns"),
+    "MultiStream": ("early_stopping_latency_ms", "ns"),
+    "Offline": ("result_samples_per_second", "samples/s"),
+    "Server": ("result_completed_samples_per_sec", "samples/s"),
 }
-SUMMARY_LINE = re.compile(r"^\s*\*?\s*(?P<key>[^:*][^:]*?)\s*:\s*(?P<value>.*?)\s*$")
+LATENCY_BOUND_SCENARIOS = ("SingleStream", "MultiStream", "Server")
+#: the LoadGen checks behind VALID, by detail-log key, named as the summary names them
+VALIDITY_CHECKS = {
+    "result_perf_constraints_met": "performance constraints satisfied",
+    "result_min_duration_met": "min duration satisfied",
+    "result_min_queries_met": "min queries satisfied",
+    "early_stopping_met": "early stopping satisfied",
+}
+PERCENTILE_KEY = re.compile(r"^result_(?P<percentile>\d+\.\d+)_percentile_latency_ns$")
+MORE_QUERIES = re.compile(r"Would need to run at least (?P<count>\d+) more queries", re.IGNORECASE)
+LOADGEN_MODES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "FindPeakPerformance": "find_peak"}
 
 
-@dataclass
-class LoadGenResult:
-    """What LoadGen concluded about one run."""
-
-    scenario: str
-    mode: str
-    valid: bool | None
-    metric: str | None = None
-    value: float | None = None
-    failed_checks: list[str] = field(default_factory=list)
-    summary: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def validity(self) -> str:
-        return {True: "VALID", False: "INVALID", None: "n/a"}[self.valid]
+class LoadGenLogError(RuntimeError):
+    """A LoadGen log that is missing or cannot be read."""
 
 
-def parse_summary(text: str) -> dict[str, str]:
-    """``key : value`` lines of a summary, first occurrence of each key."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        match = SUMMARY_LINE.match(line)
-        if match and match["value"]:
-            fields.setdefault(match["key"], match["value"])
-    return fields
+@dataclass(frozen=True)
+class Figure:
+    """One figure of a run: what it is, the detail-log key it was read from, its value and unit (``ns`` or ``samples/s``)."""
+
+    name: str
+    key: str
+    value: float
+    unit: str
+
+    def text(self) -> str:
+        """The value for people: latencies in ms, rates with thousands separators."""
+        if self.unit == "ns":
+            return f"{self.value / 1e6:.3f} ms"
+        return f"{self.value:,.2f} {self.unit}"
 
 
 def detail_entries(path: Path) -> list[dict]:
-    """The JSON entries of a detail log, in order."""
+    """The JSON entries of a detail log, in order; lines that are not LoadGen JSON are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise LoadGenLogError(f"cannot read LoadGen's detail log {path}: {error.strerror or error}") from None
     entries = []
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith(":::MLLOG "):
+    for line in text.splitlines():
+        if line.startswith(MLLOG_PREFIX):
             try:
-                entries.append(json.loads(line[len(":::MLLOG "):]))
+                entries.append(json.loads(line[len(MLLOG_PREFIX):]))
             except json.JSONDecodeError:
                 continue
     return entries
 
 
 def detail_values(path: Path) -> dict[str, object]:
-    """Last value logged for each key of a detail log."""
-    return {entry["key"]: entry.get("value") for entry in detail_entries(path)}
+    """The last value logged for each key of a detail log."""
+    return {entry["key"]: entry.get("value") for entry in detail_entries(path) if "key" in entry}
+
+
+def percentile_name(percentile: float) -> str:
+    """``0.9`` -> ``"p90"``, ``0.999`` -> ``"p99.9"``."""
+    return f"p{100 * percentile:.10g}"
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass
+class LoadGenResult:
+    """What LoadGen concluded about one run, read from its detail log.
+
+    ``valid`` is None for accuracy runs (LoadGen judges only performance).
+    ``headline`` is the scenario's MLPerf figure (see the module docstring);
+    ``percentile`` the plain latency at the target percentile (SingleStream,
+    MultiStream, Server) and ``tail`` Server's p99.9. ``latencies_ns`` maps
+    each percentile LoadGen logged (in %, e.g. ``99.9``) to its latency.
+    """
+
+    scenario: str
+    mode: str
+    valid: bool | None
+    headline: Figure | None = None
+    percentile: Figure | None = None
+    tail: Figure | None = None
+    failed_checks: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    early_stopping: str | None = None
+    latencies_ns: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def validity(self) -> str:
+        return {True: "VALID", False: "INVALID", None: "n/a"}[self.valid]
+
+    def more_queries_needed(self) -> int | None:
+        """How many more queries LoadGen's early stopping asked for, when it was not met."""
+        match = MORE_QUERIES.search(self.early_stopping or "")
+        return int(match["count"]) if match else None
 
 
 def read_result(log_dir: Path) -> LoadGenResult:
     """The result of the LoadGen run whose logs are in ``log_dir``."""
-    summary_text = (log_dir / SUMMARY_FILE).read_text(encoding="utf-8", errors="replace")
-    fields = parse_summary(summary_text)
-    scenario, mode = fields.get("Scenario", "?"), fields.get("Mode", "?")
-    errors = [
-        f"{entry['key']}: {entry.get('value')}"
-        for entry in detail_entries(log_dir / DETAIL_FILE)
-        if entry.get("metadata", {}).get("is_error")
-    ]
-    if mode != "PerformanceOnly":
-        return LoadGenResult(scenario, mode, None, summary=fields, errors=errors)
-    metric, value = None, None
-    pattern = HEADLINE_PATTERNS.get(scenario)
-    for key, raw in fields.items():
-        if pattern and re.match(pattern, key):
-            metric, value = key, float(raw)
-            break
-    failed = [key for key, raw in fields.items() if raw.upper() == "NO" and "satisfied" in key.lower()]
-    return LoadGenResult(scenario, mode, fields.get("Result is") == "VALID", metric, value, failed, fields, errors)
+    detail_path = Path(log_dir) / DETAIL_FILE
+    entries = detail_entries(detail_path)
+    values = {entry["key"]: entry.get("value") for entry in entries if "key" in entry}
+    scenario = str(values.get("effective_scenario") or values.get("requested_scenario") or "?")
+    mode = LOADGEN_MODES.get(str(values.get("effective_test_mode")), str(values.get("effective_test_mode")))
+    errors = [f"{entry['key']}: {entry.get('value')}" for entry in entries
+              if entry.get("metadata", {}).get("is_error")]
+    latencies = {float(m["percentile"]): float(value) for key, value in values.items()
+                 if (m := PERCENTILE_KEY.match(key)) and _number(value) is not None}
+    validity = values.get("result_validity")
+    result = LoadGenResult(scenario, mode, None if validity is None else validity == "VALID", errors=errors,
+                           latencies_ns=latencies)
+    if validity is None:
+        return result
+    result.failed_checks = [name for key, name in VALIDITY_CHECKS.items() if values.get(key) is False]
+    if values.get("early_stopping_met") is False:
+        result.early_stopping = " ".join(str(values.get("early_stopping_result", "")).split()) or None
+    key, unit = HEADLINE_FIELDS.get(scenario, (None, None))
+    if key is not None and (value := _number(values.get(key))) is not None:
+        result.headline = Figure(_headline_name(scenario, values), key, value, unit)
+    target = _number(values.get("effective_target_latency_percentile"))
+    if scenario in LATENCY_BOUND_SCENARIOS and target is not None:
+        percentile_key = f"result_{100 * target:.2f}_percentile_latency_ns"
+        if (value := _number(values.get(percentile_key))) is not None:
+            result.percentile = Figure(f"{percentile_name(target)} latency", percentile_key, value, "ns")
+    if scenario == "Server" and 99.9 in latencies:
+        result.tail = Figure("p99.9 latency", "result_99.90_percentile_latency_ns", latencies[99.9], "ns")
+    return result
 
 
-PEAK_FOUND = re.compile(r"Found peak performance field: (?P<qps>[0-9.]+)")
-PEAK_PROBE = re.compile(r"(Check validity of the base settings field: |Checking fields \[[0-9.]+, |Testing the mid value of bounds \[[0-9.]+, [0-9.]+\): )(?P<qps>[0-9.]+)")
-
-
-@dataclass
-class PeakSearch:
-    """LoadGen's find-peak-performance search in a Server run: the rates it tried and the peak it found (queries/s)."""
-
-    peak_qps: float | None
-    probed_qps: list[float] = field(default_factory=list)
-
-
-def read_peak_search(log_dir: Path) -> PeakSearch:
-    """The find-peak search logged in ``log_dir``'s detail log (``peak_qps`` None when no peak was found)."""
-    search = PeakSearch(None)
-    for entry in detail_entries(Path(log_dir) / DETAIL_FILE):
-        message = str(entry.get("value"))
-        if found := PEAK_FOUND.search(message):
-            search.peak_qps = float(found["qps"])
-        elif probe := PEAK_PROBE.search(message):
-            search.probed_qps.append(float(probe["qps"]))
-    return search
+def _headline_name(scenario: str, values: dict[str, object]) -> str:
+    if scenario in ("SingleStream", "MultiStream"):
+        target = _number(values.get("effective_target_latency_percentile"))
+        percentile = percentile_name(target) if target is not None else "target percentile"
+        return f"early-stopping {percentile} latency estimate"
+    return "samples per second" if scenario == "Offline" else "completed samples per second"

@@ -29,9 +29,3 @@ def complete_without_result(sample_ids: Sequence[int]) -> None:
     """Complete samples with an empty response, so LoadGen does not wait for them after a failure."""
     lg.QuerySamplesComplete([lg.QuerySampleResponse(sample_id, 0, 0) for sample_id in sample_ids])
 
-
-def decode_response(data: bytes) -> int:
-    """The label in one response's bytes (see :data:`RESPONSE_DTYPE`)."""
-    if len(data) != RESPONSE_DTYPE.itemsize:
-        raise ValueError(f"response has {len(data)} bytes, expected {RESPONSE_DTYPE.itemsize}")
-    return int(np.frombuffer(data, dtype=RESPONSE_DTYPE)[0])

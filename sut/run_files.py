@@ -1,10 +1,14 @@
 """Names of the files this project writes into a run folder, beside LoadGen's own logs (see :mod:`sut.loadgen_log`)."""
 
-#: the run's record: command, settings, backend, versions, machine, result (``sut.runner``)
+#: the run's record: command, settings, backend, versions, machine, result (:mod:`sut.run_record`)
 RUN_RECORD_FILE = "run.json"
 #: per-sample issue and completion times in ns, as the SUT saw them (``SampleLedger.save_timings``)
 SUT_TIMINGS_FILE = "sut_timings.npz"
-#: a TEST01 run's verdicts (``tools.verify_test01``): one text per check, then both with their figures
+#: an accuracy run's verdict against the labels and the quality targets (:mod:`sut.accuracy`)
+ACCURACY_REPORT_FILE = "accuracy.txt"
+#: a TEST01 run's verdicts (:mod:`sut.test01`): one text per check, then both with their figures
 VERIFY_ACCURACY_FILE = "verify_accuracy.txt"
 VERIFY_PERFORMANCE_FILE = "verify_performance.txt"
 VERIFICATION_FILE = "verification.json"
+#: a find-peak run's probes, one LoadGen run folder each (:mod:`sut.peak_search`)
+PROBES_DIR = "probes"

@@ -1,45 +1,59 @@
 """One LoadGen run from start to finish: settings, data, backend, SUT, logs, record.
 
 Each run writes into its own new folder (never an existing one): LoadGen's
-logs, ``run.json`` (settings, backend, versions, git commit, machine, result),
-``sut_timings.npz`` (each sample's issue and completion time as the SUT saw
-them), in accuracy mode ``accuracy.txt`` from :mod:`tools.accuracy_imdb`, and
-for a compliance test the ``audit.config`` that LoadGen read
-(:mod:`sut.compliance`).
+logs, ``run.json`` (:mod:`sut.run_record`), ``sut_timings.npz`` (each sample's
+issue and completion time as the SUT saw them), in accuracy mode
+``accuracy.txt`` (:mod:`sut.accuracy`), for a compliance test the
+``audit.config`` that LoadGen read (:mod:`sut.compliance`) and the TEST01
+verdicts (:mod:`sut.test01`), and for a Server peak search one folder per
+probe under ``probes/`` (:mod:`sut.peak_search`).
+
+While LoadGen runs, a line of progress (samples completed, rate) is logged
+every :data:`PROGRESS_SECONDS`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import mlperf_loadgen as lg
 
 from model.backends import Backend, create_backend
-from model.evaluate import load_test_split
-from model.weights import DEFAULT_VOCABULARY, DEFAULT_WEIGHTS, sha256_of
+from model.weights import DEFAULT_WEIGHTS
+from qsl.files import sha256_of_file
 from qsl.library import ImdbQSL
-from qsl.locations import default_dataset_path
+from qsl.locations import resolve_dataset_path
+from qsl.token_cache import load_test_split
+from qsl.vocabulary import DEFAULT_VOCABULARY
+from sut.accuracy import check_accuracy_log
+from sut.calibration import MARGIN, measure_offline_rate
 from sut.compliance import compliance_test, stage_audit_config
-from sut.loadgen_log import LoadGenResult, read_peak_search, read_result
-from sut.run_files import RUN_RECORD_FILE, SUT_TIMINGS_FILE
+from sut.loadgen_log import TRACE_FILE, read_result
+from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
 from sut.provenance import git_commit, machine, package_versions
-from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, RunSettings, load_run_settings
+from sut.run_files import PROBES_DIR, SUT_TIMINGS_FILE
+from sut.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunKind, RunRecord, SutInfo
+from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, Override, RunSettings, load_run_settings
 from sut.system import Seq2CNNSystem
-from tools.accuracy_imdb import AccuracyReport, check_accuracy_log
+from sut.test01 import Baselines, Verification, check_baselines, verify_test01
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS_DIR = Path("results")
 #: exit code when inference failed inside the SUT (LoadGen cannot be stopped, so the process ends)
 EXIT_INFERENCE_FAILED = 3
+#: seconds between two progress lines while LoadGen runs
+PROGRESS_SECONDS = 10.0
+#: how often the main thread looks whether LoadGen finished or inference failed (s)
+POLL_SECONDS = 0.2
+#: The Server batch wait never exceeds this fraction of the latency target.
+MAX_WAIT_FRACTION_OF_TARGET = 0.1
 
 
 class RunError(RuntimeError):
@@ -48,9 +62,11 @@ class RunError(RuntimeError):
 
 @dataclass
 class RunConfig:
+    """Everything a run is asked to do (``run.py``'s options); ``None`` leaves a value to its default source."""
+
     scenario: str = "SingleStream"
     accuracy: bool = False
-    dataset_path: Path = field(default_factory=default_dataset_path)
+    dataset_path: Path | None = None
     model_path: Path = DEFAULT_WEIGHTS
     vocabulary_path: Path = DEFAULT_VOCABULARY
     mlperf_conf: Path = DEFAULT_MLPERF_CONF
@@ -69,52 +85,76 @@ class RunConfig:
     target_latency_ms: float | None = None
     trace: bool = False
     compliance: str | None = None
+    accuracy_run: Path | None = None
+    performance_run: Path | None = None
     find_peak: bool = False
+    peak_tolerance: float = DEFAULT_TOLERANCE
+
+    @property
+    def kind(self) -> RunKind:
+        """What the run is (recorded in ``run.json``; the one place this is decided)."""
+        if self.compliance:
+            return self.compliance  # type: ignore[return-value]
+        if self.find_peak:
+            return "find-peak"
+        return "accuracy" if self.accuracy else "performance"
 
     @property
     def mode(self) -> str:
-        """LoadGen's mode: ``accuracy``, ``performance`` (compliance runs too) or ``find_peak``."""
-        if self.accuracy:
-            return "accuracy"
-        return "find_peak" if self.find_peak else "performance"
+        """LoadGen's mode: ``accuracy``, else ``performance`` (compliance runs and find-peak probes too)."""
+        return "accuracy" if self.accuracy else "performance"
 
-    @property
-    def kind(self) -> str:
-        """What the run is, for its folder name: the mode, or the compliance test."""
-        return self.compliance or self.mode.replace("_", "-")
+    def baselines(self) -> Baselines | None:
+        """The runs a compliance run is verified against."""
+        if not self.compliance:
+            return None
+        if self.accuracy_run is None or self.performance_run is None:
+            raise RunError(
+                f"{self.compliance} compares with an accuracy run and a performance run of the same scenario: pass "
+                f"--accuracy-run and --performance-run (make them with 'python run.py --scenario {self.scenario} --accuracy' "
+                f"and 'python run.py --scenario {self.scenario}')")
+        return Baselines(Path(self.accuracy_run), Path(self.performance_run))
 
 
 @dataclass
 class RunOutcome:
+    """Where a run wrote its logs, its record, and for a compliance run the verification."""
+
     run_dir: Path
-    record: dict
-    result: LoadGenResult
-    accuracy: AccuracyReport | None
+    record: RunRecord
+    verification: Verification | None = None
 
 
 def new_run_dir(config: RunConfig) -> Path:
-    """The run's folder: ``--output-dir``, or ``results/<UTC timestamp>-<scenario>-<mode>``; it must not exist."""
+    """The run's folder, created empty: ``--output-dir`` (which must not exist), else a new
+    ``results/<UTC time>-<scenario>-<kind>`` (``-2``, ``-3``, ... for runs started in the same second)."""
     if config.output_dir is not None:
         run_dir = Path(config.output_dir)
-    else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run_dir = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.kind}"
-    if run_dir.exists():
-        raise RunError(f"output folder {run_dir} already exists; runs never overwrite earlier results: choose another --output-dir")
-    return run_dir
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()
+        except FileExistsError:
+            raise RunError(f"output folder {run_dir} already exists; runs never overwrite earlier results: "
+                           "choose another --output-dir") from None
+        return run_dir
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.kind}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    run_dir, suffix = base, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:  # another run started in the same second
+            suffix += 1
+            run_dir = base.with_name(f"{base.name}-{suffix}")
 
 
-def fit_to_sample_count(run_settings: RunSettings, sample_count: int) -> dict[str, int]:
-    """Lower ``performance_sample_count_override`` to a reduced ``--count``; returns what changed."""
-    settings = run_settings.test_settings
-    if settings.performance_sample_count_override > sample_count:
-        settings.performance_sample_count_override = sample_count
-        return {"performance_sample_count_override": sample_count}
-    return {}
-
-
-#: The Server batch wait never exceeds this fraction of the latency target.
-MAX_WAIT_FRACTION_OF_TARGET = 0.1
+def _refuse_existing_output(config: RunConfig) -> None:
+    """Refuse an ``--output-dir`` that exists before anything is loaded (the folder is claimed later)."""
+    if config.output_dir is not None and (Path(config.output_dir).exists() or Path(config.output_dir).is_symlink()):
+        raise RunError(f"output folder {config.output_dir} already exists; runs never overwrite earlier results: "
+                       "choose another --output-dir")
 
 
 def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float:
@@ -127,108 +167,177 @@ def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float
     return wait_s
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
+def _check_request(config: RunConfig) -> None:
+    """Refuse combinations of options that cannot run, before anything is loaded."""
+    if config.compliance:
+        compliance_test(config.compliance)
+        if config.accuracy or config.find_peak:
+            raise RunError(f"{config.compliance} is a performance-mode run: drop --accuracy and --find-peak-performance")
+    elif config.accuracy_run is not None or config.performance_run is not None:
+        raise RunError("--accuracy-run and --performance-run belong to a compliance run: add --compliance TEST01")
+    if config.find_peak:
+        if config.scenario != "Server":
+            raise RunError("--find-peak-performance searches the highest Server rate: use it with --scenario Server")
+        if config.accuracy:
+            raise RunError("--find-peak-performance is a performance search: drop --accuracy")
+        if not 0 < config.peak_tolerance < 1:
+            raise RunError(f"--peak-tolerance must lie between 0 and 1, got {config.peak_tolerance}")
+    if not Path(config.model_path).is_file():
+        raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
 
 
-def _start_test(sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, run_dir: Path, trace: bool,
-                audit_config: Path) -> None:
-    """Run LoadGen on its own thread; if inference fails, end the process instead of hanging."""
-    log_settings = lg.LogSettings()
-    log_settings.log_output.outdir = str(run_dir)
-    log_settings.log_output.copy_summary_to_stdout = False
-    log_settings.enable_trace = trace
-    errors: list[BaseException] = []
+class LoadGenRun:
+    """LoadGen runs over one SUT and QSL: each :meth:`start` is one test into its own folder."""
 
-    def test() -> None:
-        try:
-            lg.StartTestWithLogSettings(sut.handle, qsl.handle, run_settings.test_settings, log_settings, str(audit_config))
-        except BaseException as error:  # noqa: BLE001 - reported on the main thread
-            errors.append(error)
+    def __init__(self, sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, trace: bool):
+        self.sut, self.qsl, self.run_settings, self.trace = sut, qsl, run_settings, trace
 
-    thread = threading.Thread(target=test, name="loadgen", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        if sut.failed.wait(timeout=0.2):
-            raise sut.error  # type: ignore[misc]
-    if errors:
-        raise errors[0]
+    def start(self, log_dir: Path, audit_config: Path) -> float:
+        """Run one LoadGen test writing into ``log_dir``; returns its wall time (s).
+
+        LoadGen runs on its own thread while this one logs progress; if
+        inference fails, the SUT's error is raised here instead of waiting for
+        a LoadGen that cannot be stopped.
+        """
+        log_settings = lg.LogSettings()
+        log_settings.log_output.outdir = str(log_dir)
+        log_settings.log_output.copy_summary_to_stdout = False
+        log_settings.enable_trace = self.trace
+        errors: list[BaseException] = []
+
+        def test() -> None:
+            try:
+                lg.StartTestWithLogSettings(self.sut.handle, self.qsl.handle, self.run_settings.test_settings,
+                                            log_settings, str(audit_config))
+            except BaseException as error:  # noqa: BLE001 - reported on the main thread
+                errors.append(error)
+
+        self.sut.reset_ledger()
+        started = time.perf_counter()
+        thread = threading.Thread(target=test, name="loadgen", daemon=True)
+        thread.start()
+        next_progress = started + PROGRESS_SECONDS
+        while thread.is_alive():
+            if self.sut.failed.wait(timeout=POLL_SECONDS):
+                raise self.sut.error  # type: ignore[misc]
+            if time.perf_counter() >= next_progress:
+                self._log_progress(time.perf_counter() - started)
+                next_progress += PROGRESS_SECONDS
+        if errors:
+            raise errors[0]
+        wall_seconds = time.perf_counter() - started
+        self.sut.ledger.save_timings(Path(log_dir) / SUT_TIMINGS_FILE)
+        trace = Path(log_dir) / TRACE_FILE
+        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
+            trace.unlink()  # LoadGen opens it on every run; without --trace it stays empty
+        return wall_seconds
+
+    def _log_progress(self, elapsed_s: float) -> None:
+        completed = self.sut.ledger.completed_total
+        planned = self.run_settings.test_settings.min_duration_ms / 1e3
+        log.info("LoadGen running: %.0f s of at least %.0f s, %s samples completed (%s/s)",
+                 elapsed_s, planned, f"{completed:,}", f"{completed / elapsed_s:,.0f}")
 
 
 def run_benchmark(config: RunConfig, backend: Backend | None = None, command: list[str] | None = None) -> RunOutcome:
-    """Run LoadGen once as ``config`` says and return where and what it wrote.
+    """Run LoadGen as ``config`` says and return where and what it wrote.
 
-    ``command`` is the command line recorded in ``run.json`` (default: this process's).
+    ``backend`` replaces ``config.backend`` (for tests); ``command`` is the
+    command line recorded in ``run.json`` (default: this process's).
     """
-    run_dir = new_run_dir(config)
+    _check_request(config)
+    _refuse_existing_output(config)
+    baselines = config.baselines()
+    if baselines is not None:  # before anything is loaded, so that a wrong folder costs no run
+        check_baselines(config.scenario, baselines)
     test = compliance_test(config.compliance) if config.compliance else None
-    if test is not None and config.mode != "performance":
-        raise RunError(f"{test.name} is a performance-mode run: drop --accuracy and --find-peak-performance")
-    if config.find_peak and config.scenario != "Server":
-        raise RunError("--find-peak-performance searches the highest Server rate: use it with --scenario Server")
-    if not Path(config.model_path).is_file():
-        raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
     run_settings = load_run_settings(
         config.scenario, config.mode, config.mlperf_conf, config.user_conf,
         duration_s=config.duration_s, target_qps=config.target_qps, target_latency_ms=config.target_latency_ms,
     )
-    split = load_test_split(config.dataset_path, config.vocabulary_path, config.count)
-    adjustments = fit_to_sample_count(run_settings, len(split))
+    dataset_path = resolve_dataset_path(config.dataset_path)
+    whole = load_test_split(dataset_path, config.vocabulary_path)
+    split = whole.head(config.count) if config.count is not None else whole
+    if config.count is not None:
+        samples = min(run_settings.test_settings.performance_sample_count_override or len(split), len(split))
+        run_settings.add_override(Override("count", config.count, {"performance_sample_count_override": samples}))
     if backend is None:  # loading checks the weights' checksum, names and shapes
+        log.info("loading the %s backend on %s", config.backend, config.device)
         backend = create_backend(config.backend, config.model_path, config.device, config.threads)
+    if config.scenario == "Offline" and config.mode == "performance" and config.duration_s is not None \
+            and config.target_qps is None:
+        rate = MARGIN * measure_offline_rate(backend, split, config.max_batch_size, config.max_batch_tokens, config.workers)
+        run_settings.add_override(Override("calibrated_qps", round(rate, 1), {"offline_expected_qps": round(rate, 1)}))
 
     qsl = ImdbQSL(split, run_settings.test_settings.performance_sample_count_override or len(split))
+    batch_wait_s = server_batch_wait_s(config.batch_wait_ms, run_settings) if config.scenario == "Server" else 0.0
     sut = Seq2CNNSystem(
         backend, qsl, config.scenario, max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
-        batch_wait_s=server_batch_wait_s(config.batch_wait_ms, run_settings), workers=config.workers,
+        batch_wait_s=batch_wait_s, workers=config.workers,
     )
-    run_dir.mkdir(parents=True)
-    record = {
-        "status": "running",
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command if command is not None else sys.argv,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "backend": {"name": backend.name, "device": config.device, "threads": config.threads,
-                    "weights": str(config.model_path), "weights_sha256": sha256_of(Path(config.model_path))},
-        "dataset": {"path": str(config.dataset_path), "samples": len(split)},
-        "settings": run_settings.as_dict() | {"adjustments": adjustments},
-        "versions": package_versions(),
-        "git": git_commit(),
-        "machine": machine(),
-    }
-    if test is not None:
-        record["compliance"] = {"test": test.name, "audit_config": test.settings}
-    _write_json(run_dir / RUN_RECORD_FILE, record)
-    audit_config = stage_audit_config(run_dir, test)
-    log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.mode, len(split), backend.name, run_dir)
+    run_dir = new_run_dir(config)
+    record = RunRecord(
+        version=RECORD_VERSION, kind=config.kind, status="running", scenario=config.scenario,
+        started_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=[str(word) for word in (command if command is not None else sys.argv)],
+        config={key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()},
+        backend=BackendInfo(backend.name, config.device, config.threads, str(config.model_path),
+                            sha256_of_file(Path(config.model_path))),
+        sut=SutInfo(config.max_batch_size, config.max_batch_tokens, round(batch_wait_s * 1e3, 6), config.workers),
+        dataset=DatasetInfo(str(dataset_path), len(split), len(whole)),
+        settings=run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
+        compliance=ComplianceInfo(test.name, test.settings, str(baselines.accuracy_run), str(baselines.performance_run))
+        if test is not None and baselines is not None else None,
+    )
+    record.write(run_dir)
+    log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.kind, len(split), backend.name, run_dir)
+    runs = LoadGenRun(sut, qsl, run_settings, config.trace)
     started = time.perf_counter()
     try:
-        _start_test(sut, qsl, run_settings, run_dir, config.trace, audit_config)
+        if config.find_peak:
+            record.peak_search = _search_peak(runs, run_dir, config.peak_tolerance)
+            peak = record.peak_search.peak_probe
+            record.result = peak.result if peak is not None else None
+            record.samples = peak.samples if peak is not None else None
+        else:
+            runs.start(run_dir, stage_audit_config(run_dir, test))
+            record.samples = sut.ledger.counts()
+            record.result = read_result(run_dir)
     except BaseException as error:
-        record |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
-        _write_json(run_dir / RUN_RECORD_FILE, record)
+        record.status, record.error = "failed", f"{type(error).__name__}: {error}"
+        record.wall_seconds = round(time.perf_counter() - started, 2)
+        record.write(run_dir)
         raise
-    finally:
-        wall_seconds = time.perf_counter() - started
+    record.wall_seconds = round(time.perf_counter() - started, 2)
     sut.shutdown()
     qsl.destroy()
-    sut.ledger.save_timings(run_dir / SUT_TIMINGS_FILE)
 
-    result = read_result(run_dir)
-    accuracy = check_accuracy_log(run_dir, split.labels) if config.accuracy else None
-    record |= {
-        "status": "finished",
-        "wall_seconds": round(wall_seconds, 2),
-        "samples": sut.ledger.summary(),
-        "result": {"validity": result.validity, "metric": result.metric, "value": result.value,
-                   "failed_checks": result.failed_checks, "loadgen_errors": result.errors},
-    }
-    if accuracy is not None:
-        record["accuracy"] = accuracy.as_dict()
-    if config.find_peak:
-        search = read_peak_search(run_dir)
-        record["result"] |= {"peak_qps": search.peak_qps, "probed_qps": search.probed_qps}
-    _write_json(run_dir / RUN_RECORD_FILE, record)
-    return RunOutcome(run_dir, record, result, accuracy)
+    verification = None
+    if config.accuracy:
+        record.accuracy = check_accuracy_log(run_dir, split.labels, judged=record.dataset.whole_split).summary()
+    if test is not None and baselines is not None:
+        record.status = "finished"  # the verification reads the compliance run's own record
+        record.write(run_dir)
+        verification = verify_test01(run_dir, baselines)
+        record.compliance = replace(record.compliance, passed=verification.passed)  # type: ignore[arg-type]
+    record.status = "finished"
+    record.write(run_dir)
+    return RunOutcome(run_dir, record, verification)
+
+
+def _search_peak(runs: LoadGenRun, run_dir: Path, tolerance: float) -> PeakSearch:
+    """LoadGen performance runs at the rates :func:`search_peak` asks for, each into ``probes/NN-<rate>qps``."""
+    settings = runs.run_settings.test_settings
+    probes_dir = run_dir / PROBES_DIR
+    probes_dir.mkdir()
+
+    def run_probe(rate: float) -> Probe:
+        folder = probes_dir / f"{len(list(probes_dir.iterdir())) + 1:02d}-{rate:.1f}qps"
+        folder.mkdir()
+        settings.server_target_qps = rate
+        log.info("find-peak probe at %.1f queries/s -> %s", rate, folder)
+        wall_seconds = runs.start(folder, stage_audit_config(folder, None))
+        return Probe(rate, str(folder.relative_to(run_dir)), read_result(folder), runs.sut.ledger.counts(),
+                     round(wall_seconds, 2))
+
+    return search_peak(settings.server_target_qps, run_probe, tolerance)

@@ -35,7 +35,6 @@ import hashlib
 import importlib.metadata
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +56,6 @@ SCENARIOS = {
 MODES = {
     "performance": lg.TestMode.PerformanceOnly,
     "accuracy": lg.TestMode.AccuracyOnly,
-    # Server only: LoadGen searches the highest arrival rate that meets the latency bound.
-    "find_peak": lg.TestMode.FindPeakPerformance,
 }
 
 BUILT_IN_RULES, FILE = 0, 2  # FromConfig's conf_type (see the module docstring)
@@ -117,11 +114,34 @@ class ConfigFile:
 
 @dataclass(frozen=True)
 class Override:
-    """One quick-run option and the ``TestSettings`` attributes it set."""
+    """One option that changed the rules' settings for a quick run, and the ``TestSettings`` attributes it set.
+
+    ``option`` is a quick-run flag (``duration_s``, ``target_qps``,
+    ``target_latency_ms``), ``count`` (a part of the test split), or
+    ``calibrated_qps`` (an Offline quick run sized from a measured rate).
+    """
 
     option: str
     value: float
-    attributes: dict[str, int | float]
+    sets: dict[str, int | float]
+
+
+@dataclass(frozen=True)
+class SettingsRecord:
+    """What a run's record keeps of its settings: files, overrides and the values LoadGen was given."""
+
+    model: str
+    scenario: str
+    mode: str
+    loadgen_version: str
+    config_files: list[ConfigFile]
+    overrides: list[Override]
+    effective: dict[str, int | float]
+
+    @property
+    def quick_run(self) -> bool:
+        """Whether anything overrode the config files: such a run is not valid for submission."""
+        return bool(self.overrides)
 
 
 @dataclass
@@ -134,20 +154,22 @@ class RunSettings:
     config_files: list[ConfigFile]
     overrides: list[Override] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        """A JSON-ready record: files, overrides and the effective values LoadGen will use."""
-        settings = self.test_settings
+    def add_override(self, override: Override) -> None:
+        """Apply ``override`` to the ``TestSettings`` and keep it in the record."""
+        for name, value in override.sets.items():
+            setattr(self.test_settings, name, value)
+        self.overrides.append(override)
+        log.info("override %s = %g sets %s", override.option, override.value, override.sets)
+
+    def record(self) -> SettingsRecord:
+        """Files, overrides and the effective values LoadGen will use, for the run's record."""
         attributes = COMMON_ATTRIBUTES + SCENARIO_ATTRIBUTES[self.scenario]
-        return {
-            "model": MODEL_NAME,
-            "scenario": self.scenario,
-            "mode": self.mode,
-            "loadgen_version": importlib.metadata.version("mlcommons-loadgen"),
-            "config_files": [{"path": str(f.path), "sha256": f.sha256} for f in self.config_files],
-            "overrides": [{"option": o.option, "value": o.value, "sets": o.attributes} for o in self.overrides],
-            "quick_run": bool(self.overrides),
-            "effective": {name: getattr(settings, name) for name in attributes},
-        }
+        return SettingsRecord(
+            model=MODEL_NAME, scenario=self.scenario, mode=self.mode,
+            loadgen_version=importlib.metadata.version("mlcommons-loadgen"),
+            config_files=list(self.config_files), overrides=list(self.overrides),
+            effective={name: getattr(self.test_settings, name) for name in attributes},
+        )
 
 
 def load_run_settings(
@@ -160,7 +182,7 @@ def load_run_settings(
     target_qps: float | None = None,
     target_latency_ms: float | None = None,
 ) -> RunSettings:
-    """``TestSettings`` for ``scenario`` in ``mode`` ("performance" or "accuracy"), with their record.
+    """``TestSettings`` for ``scenario`` in ``mode`` ("performance" or "accuracy"), and where they came from.
 
     ``duration_s`` sets the minimum duration (seconds), twice that as the maximum, and lowers
     the minimum query count to 1, so that a short run is possible.
@@ -179,12 +201,10 @@ def load_run_settings(
     config_files = [_load_file(settings, Path(path), scenario) for path in (mlperf_conf, user_conf)]
     settings.scenario = SCENARIOS[scenario]
     settings.mode = MODES[mode]
-    overrides = _quick_run_overrides(scenario, duration_s, target_qps, target_latency_ms)
-    for override in overrides:
-        for name, value in override.attributes.items():
-            setattr(settings, name, value)
-        log.info("override %s = %g sets %s", override.option, override.value, override.attributes)
-    return RunSettings(settings, scenario, mode, config_files, overrides)
+    run_settings = RunSettings(settings, scenario, mode, config_files)
+    for override in _quick_run_overrides(scenario, duration_s, target_qps, target_latency_ms):
+        run_settings.add_override(override)
+    return run_settings
 
 
 def _load_file(settings: lg.TestSettings, path: Path, scenario: str) -> ConfigFile:
@@ -207,7 +227,7 @@ def _load_file(settings: lg.TestSettings, path: Path, scenario: str) -> ConfigFi
         )
     if status != 0:
         raise ConfigError(f"LoadGen could not load {path} (FromConfig returned {status}); check that the file is readable")
-    return ConfigFile(path, hashlib.sha256(content).hexdigest())
+    return ConfigFile(path, hashlib.sha256(content).hexdigest())  # of the bytes LoadGen parsed, read once
 
 
 def _is_number(token: str) -> bool:

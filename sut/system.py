@@ -20,95 +20,32 @@ Failures: an exception inside inference is recorded in :attr:`error`, the
 completed with an empty response so that no LoadGen thread waits forever; the
 runner then stops the run with the error and a non-zero exit code.
 
-Bookkeeping: :attr:`ledger` counts every sample LoadGen issued and every one
-completed, so a run can prove that each was completed exactly once, and times
-each sample from the moment ``issue_queries`` received it to the moment its
-response went back (:meth:`SampleLedger.save_timings`, for the run report).
+Bookkeeping: :attr:`ledger` (:class:`sut.ledger.SampleLedger`) counts every
+sample LoadGen issued and every one completed, so a run can prove that each
+was completed exactly once, and times each sample from the moment
+``issue_queries`` received it to the moment its response went back.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import mlperf_loadgen as lg
-import numpy as np
 
 from model.backends import Backend
 from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
+from sut.ledger import SampleLedger
 from sut.responses import complete_samples, complete_without_result
 
 log = logging.getLogger(__name__)
 
 INLINE_SCENARIOS = {"SingleStream", "MultiStream"}
 QUEUED_SCENARIOS = {"Server", "Offline"}
-
-
-@dataclass
-class SampleLedger:
-    """Which LoadGen sample ids were issued, how often each was completed, and when.
-
-    Times are ``time.perf_counter_ns()`` readings: ``issued_at`` maps a sample id
-    to when ``issue_queries`` received it; ``timings`` holds one
-    ``(issued_ns, completed_ns)`` pair per completion, in completion order.
-    """
-
-    issued: Counter = field(default_factory=Counter)
-    completed: Counter = field(default_factory=Counter)
-    issued_at: dict[int, int] = field(default_factory=dict)
-    timings: list[tuple[int, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record_issued(self, sample_ids: Sequence[int]) -> None:
-        now = time.perf_counter_ns()
-        with self.lock:
-            self.issued.update(sample_ids)
-            for sample_id in sample_ids:
-                self.issued_at[sample_id] = now
-
-    def record_completed(self, sample_ids: Sequence[int]) -> None:
-        now = time.perf_counter_ns()
-        with self.lock:
-            self.completed.update(sample_ids)
-            self.timings.extend((self.issued_at.get(sample_id, now), now) for sample_id in sample_ids)
-
-    def save_timings(self, path: Path) -> int:
-        """Write ``issued_ns`` and ``completed_ns`` (int64, ns since the first issue) to ``path`` (.npz).
-
-        One entry per completed sample, in completion order; a sample's latency
-        as the SUT saw it is ``completed_ns - issued_ns``. Returns the number of entries.
-        """
-        with self.lock:
-            pairs = np.array(self.timings, dtype=np.int64).reshape(-1, 2)
-        origin = pairs[:, 0].min() if len(pairs) else 0
-        temporary = Path(path).with_name(Path(path).name + ".tmp.npz")
-        np.savez(temporary, issued_ns=pairs[:, 0] - origin, completed_ns=pairs[:, 1] - origin)
-        os.replace(temporary, path)
-        return len(pairs)
-
-    def problems(self) -> dict[str, int]:
-        """Counts of samples never completed, completed twice or more, or completed but never issued."""
-        with self.lock:
-            return {
-                "never_completed": sum(1 for s in self.issued if self.completed[s] == 0),
-                "completed_more_than_once": sum(1 for s, n in self.completed.items() if n > 1),
-                "completed_not_issued": sum(1 for s in self.completed if s not in self.issued),
-            }
-
-    def summary(self) -> dict[str, int]:
-        with self.lock:
-            counts = {"issued": sum(self.issued.values()), "completed": sum(self.completed.values())}
-        return counts | self.problems()
-
-
 _STOP = object()
 
 
@@ -210,6 +147,10 @@ class Seq2CNNSystem:
                 self._queue.put(_STOP)
                 return
             batch.extend(more)
+
+    def reset_ledger(self) -> None:
+        """Start a new ledger, for the next LoadGen test over this SUT (a find-peak probe)."""
+        self.ledger = SampleLedger()
 
     # Shutdown ------------------------------------------------------------
 

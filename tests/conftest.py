@@ -1,29 +1,36 @@
-"""Shared fixtures: the real IMDB archive from ../shared/data, the shipped vocabulary and weights."""
+"""Shared fixtures: the real IMDB archive, the shipped vocabulary and weights, and a backend of fixed speed.
+
+The dataset is found as every command finds it (:mod:`qsl.locations`):
+``$SEQ2CNN_DATASET``, else ``../shared/data/aclImdb_labeled.tar.gz`` beside the
+checkout, else the downloaded archive in the cache.
+"""
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TEST_DATASET = REPO.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
 
 
 @pytest.fixture(scope="session")
 def dataset_path() -> Path:
-    """The labeled IMDB archive (``$SEQ2CNN_TEST_DATASET`` or ``../shared/data``)."""
-    path = Path(os.environ.get("SEQ2CNN_TEST_DATASET", DEFAULT_TEST_DATASET))
-    if not path.exists():
-        pytest.fail(f"real IMDB data not found at {path}: set SEQ2CNN_TEST_DATASET to the archive or folder")
-    return path
+    """The labeled IMDB archive or folder, found by the dataset lookup."""
+    from qsl.errors import DatasetError
+    from qsl.locations import resolve_dataset_path
+
+    try:
+        return resolve_dataset_path()
+    except DatasetError as error:
+        pytest.fail(f"real IMDB data is needed for the tests: {error}")
 
 
 @pytest.fixture(scope="session")
 def vocabulary():
-    from model.weights import DEFAULT_VOCABULARY
-    from qsl.vocabulary import Vocabulary
+    from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
     return Vocabulary.load(DEFAULT_VOCABULARY)
 
@@ -49,3 +56,46 @@ def random_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_weights(Seq2CNN(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def folded_backend():
+    """The default backend over the shipped weights, loaded once for the session."""
+    from model.backends import create_backend
+
+    return create_backend("folded")
+
+
+class PacedBackend:
+    """A real backend whose every batch takes at least ``seconds_per_batch``: the labels are the inner
+    backend's, the speed is set by the test, not by the machine.
+
+    Tests that compare two runs' speed or need a rate to be sustainable (or
+    not) use it, so that they pass the same on a machine ten times faster or
+    three times slower, as long as the inner backend computes a batch within
+    the period.
+    """
+
+    def __init__(self, inner, seconds_per_batch: float):
+        self.inner = inner
+        self.seconds_per_batch = seconds_per_batch
+        self.name = f"paced-{inner.name}"
+        self.batch_sizes: list[int] = []
+
+    def labels(self, token_ids) -> np.ndarray:
+        started = time.perf_counter()
+        labels = self.inner.labels(token_ids)
+        self.batch_sizes.append(len(token_ids))
+        remaining = started + self.seconds_per_batch - time.perf_counter()
+        if remaining > 0:
+            time.sleep(remaining)
+        return labels
+
+    def logits(self, token_ids) -> np.ndarray:
+        return self.inner.logits(token_ids)
+
+
+@pytest.fixture(scope="session")
+def paced(folded_backend):
+    """``paced(seconds_per_batch)``: the shipped model's labels at a speed the test sets."""
+    return lambda seconds_per_batch: PacedBackend(folded_backend, seconds_per_batch)

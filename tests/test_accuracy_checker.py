@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.accuracy_imdb import (
+from qsl.reviews import dataset_root, split_labels
+from sut.accuracy import (
     REFERENCE_ACCURACY_LINE,
     AccuracyCheckError,
     accuracy_report,
     check_accuracy_log,
     decode_accuracy_log,
-    main,
-    qsl_labels,
+    read_accuracy_report,
     reference_accuracy,
 )
+from tools.accuracy_imdb import main
 
 SAMPLES = 10
 LABELS = np.array([1, 0] * (SAMPLES // 2), dtype=np.int64)  # the sample order interleaves pos and neg
@@ -174,21 +175,26 @@ def test_qsl_idx_out_of_range_is_named(tmp_path, tiny_dataset, qsl_idx):
     assert f"malformed entry 10 (qsl_idx {qsl_idx}, seq_id 10): qsl_idx is outside 0..9" in text
 
 
-def test_log_that_is_not_a_list_of_entries_stops_with_its_path(tmp_path, tiny_dataset):
+def test_log_that_is_not_a_list_of_entries_stops_with_its_path(tmp_path, tiny_dataset, capsys):
     path = tmp_path / "run" / "mlperf_log_accuracy.json"
     path.parent.mkdir()
     for content, reason in (('[{"seq_id": 0,', "not valid JSON"), ('{"seq_id": 0}', "expected LoadGen's list")):
         path.write_text(content)
-        with pytest.raises(SystemExit) as raised:
-            main(["--mlperf-accuracy-file", str(path), "--dataset-path", str(tiny_dataset), "--reference-accuracy", "1"])
-        assert str(path) in str(raised.value) and reason in str(raised.value)
+        assert main(["--mlperf-accuracy-file", str(path), "--dataset-path", str(tiny_dataset),
+                     "--reference-accuracy", "1"]) == 2
+        error = capsys.readouterr().err
+        assert str(path) in error and reason in error
+    assert not (path.parent / "accuracy.txt").exists()
 
 
 def test_labels_follow_the_qsl_order(tiny_dataset):
-    assert qsl_labels(tiny_dataset).tolist() == LABELS.tolist()
-    assert qsl_labels(tiny_dataset, count=3).tolist() == [1, 0, 1]
-    with pytest.raises(AccuracyCheckError, match="outside 1..10"):
-        qsl_labels(tiny_dataset, count=11)
+    assert split_labels(dataset_root(tiny_dataset), "test").tolist() == LABELS.tolist()
+
+
+def test_count_outside_the_split_is_refused(tmp_path, tiny_dataset, capsys):
+    log_path = write_log(tmp_path / "run", entries_for(LABELS))
+    assert main(["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--count", "11"]) == 2
+    assert "outside 1..10" in capsys.readouterr().err
 
 
 def test_reference_accuracy_is_read_from_the_model_card(tmp_path):
@@ -212,14 +218,41 @@ def test_run_folder_check_writes_accuracy_txt(tmp_path):
     write_log(tmp_path, entries_for(LABELS))
     report = check_accuracy_log(tmp_path, LABELS, reference=0.9)
 
-    assert report.passed and report.accuracy == 1.0
+    assert report.passed is True and report.accuracy == 1.0
     assert (tmp_path / "accuracy.txt").read_text() == report.text()
-    assert report.as_dict()["targets"] == {"99%": True, "99.9%": True}
-    json.dumps(report.as_dict())
+    assert report.summary().targets == {"99%": True, "99.9%": True}
+    stated = read_accuracy_report(tmp_path / "accuracy.txt")
+    assert (stated.accuracy, stated.correct, stated.total, stated.passed) == (1.0, 10, 10, True)
+
+
+def test_a_part_of_the_split_is_reported_but_not_judged(tmp_path):
+    """Five of ten right: far below the target, but over a part of the split the target does not apply."""
+    predictions = LABELS.copy()
+    predictions[:5] = 1 - predictions[:5]
+    write_log(tmp_path, entries_for(predictions))
+    report = check_accuracy_log(tmp_path, LABELS, judged=False, reference=0.9)
+
+    assert report.passed is None and report.verdict == "NOT JUDGED" and report.accuracy == 0.5
+    text = (tmp_path / "accuracy.txt").read_text()
+    assert "99% target (accuracy >= 0.891000): not judged" in text
+    assert text.splitlines()[-1].startswith("RESULT: NOT JUDGED (the first 10 test reviews only")
+    assert read_accuracy_report(tmp_path / "accuracy.txt").passed is None
+    assert report.summary().targets == {"99%": None, "99.9%": None}
+
+
+def test_a_broken_log_fails_even_when_not_judged(tmp_path):
+    write_log(tmp_path, entries_for(LABELS)[:-1])
+    assert check_accuracy_log(tmp_path, LABELS, judged=False, reference=0.9).passed is False
+
+
+def test_accuracy_txt_not_written_by_the_checker_is_refused(tmp_path):
+    (tmp_path / "accuracy.txt").write_text("looks fine to me\n")
+    with pytest.raises(AccuracyCheckError, match="no 'accuracy=...' line"):
+        read_accuracy_report(tmp_path / "accuracy.txt")
 
 
 def test_real_test_split_labels(tmp_path, dataset_path):
-    labels = qsl_labels(dataset_path)
+    labels = split_labels(dataset_root(dataset_path), "test")
     assert labels.shape == (25_000,) and labels.sum() == 12_500
     assert labels[:4].tolist() == [1, 0, 1, 0]
 
@@ -228,3 +261,4 @@ def test_real_test_split_labels(tmp_path, dataset_path):
     status, text = run_main(tmp_path, dataset_path, entries_for(predictions), "--count", "200")
     assert status == 0
     assert text.startswith("accuracy=98.500%, good=197, total=200\n")
+    assert "RESULT: NOT JUDGED" in text

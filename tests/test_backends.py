@@ -60,6 +60,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(random_weights):
         FoldedBackend(random_weights, device="cuda")
 
 
+@pytest.mark.slow
 def test_fast_backends_agree_with_reference_on_real_reviews(test_split):
     """A slice of real reviews (every 50th, all lengths) with the shipped weights: same labels, close logits."""
     reviews = [test_split.token_ids[i] for i in range(0, len(test_split), 50)]

@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 from model.backends import ReferenceBackend
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN, parameter_count
-from model.weights import DEFAULT_WEIGHTS, WeightsError, load_model, load_state_dict, save_weights, sha256_of
+from model.weights import DEFAULT_WEIGHTS, WeightsError, load_model, load_state_dict
+from qsl.files import sha256_of_file
 
 
 def test_parameter_count_and_reference_names():
@@ -20,18 +21,36 @@ def test_parameter_count_and_reference_names():
     ]
 
 
-def test_activation_is_elu_with_alpha_quarter():
+def test_forward_is_embedding_two_convolutions_elu_quarter_max_and_linear():
+    """Seq2CNN.forward against the model written out by hand from its weights (no nn.Module call)."""
     torch.manual_seed(0)
     model = Seq2CNN().eval()
-    ids = torch.randint(1, 5200, (1, 20))
-    conv = model.branches()[0]
-    pre = conv(model.embedding(ids).transpose(1, 2))
-    expected = torch.where(pre > 0, pre, 0.25 * (torch.exp(pre) - 1)).amax(dim=2)
-    assert torch.allclose(torch.nn.functional.elu(pre, alpha=0.25).amax(dim=2), expected)
+    state = model.state_dict()
+    # Five ids: 3 and 2 windows per branch, so that many channels' maxima are negative and ELU's
+    # negative side (not only its identity above 0) decides the logits.
+    ids = torch.randint(1, 5200, (2, 5))
+    with torch.inference_mode():
+        logits = model(ids)
+    embedded = state["embedding.weight"][ids].double()  # (B, L, 1024)
+    features = []
+    for branch, kernel in ((0, 3), (1, 4)):
+        weight, bias = state[f"clm{branch}.0.weight"].double(), state[f"clm{branch}.0.bias"].double()  # (out, in, k)
+        windows = embedded.unfold(1, kernel, 1)  # (B, L - k + 1, in, k)
+        pre = torch.einsum("btik,oik->bto", windows, weight) + bias
+        activated = torch.where(pre > 0, pre, 0.25 * torch.expm1(pre))  # ELU with alpha 0.25
+        features.append(activated.amax(dim=1))
+    expected = torch.cat(features, dim=1) @ state["classifier.weight"].double().T + state["classifier.bias"].double()
+    assert logits.shape == (2, 2)
+    assert torch.allclose(logits.double(), expected, atol=1e-4)
+    # the activation matters: the same computation with a plain ReLU gives other logits
+    relu = torch.cat([torch.einsum("btik,oik->bto", embedded.unfold(1, k, 1), state[f"clm{b}.0.weight"].double())
+                      .add(state[f"clm{b}.0.bias"].double()).clamp(min=0).amax(dim=1) for b, k in ((0, 3), (1, 4))], dim=1)
+    relu_logits = relu @ state["classifier.weight"].double().T + state["classifier.bias"].double()
+    assert not torch.allclose(relu_logits, expected, atol=1e-4)
 
 
 def test_saved_weights_load_back_with_their_checksum(random_weights):
-    assert random_weights.with_name("random.safetensors.sha256").read_text().split()[0] == sha256_of(random_weights)
+    assert random_weights.with_name("random.safetensors.sha256").read_text().split()[0] == sha256_of_file(random_weights)
     model = load_model(random_weights)
     assert not model.training
 
@@ -60,20 +79,20 @@ def test_wrong_tensor_name_and_shape_are_named(tmp_path):
     path = tmp_path / "renamed.safetensors"
     save_file(renamed, str(path))
     with pytest.raises(WeightsError, match=r"missing tensors \['clm0.0.weight'\].*unexpected tensors \['clm0.weight'\]"):
-        load_state_dict(path, expected_sha256=sha256_of(path))
+        load_state_dict(path, expected_sha256=sha256_of_file(path))
     reshaped = dict(state)
     reshaped["classifier.weight"] = torch.zeros(3, 2048)
     path = tmp_path / "reshaped.safetensors"
     save_file(reshaped, str(path))
     with pytest.raises(WeightsError, match=r"'classifier.weight' has shape \(3, 2048\), expected \(2, 2048\)"):
-        load_state_dict(path, expected_sha256=sha256_of(path))
+        load_state_dict(path, expected_sha256=sha256_of_file(path))
 
 
 def test_not_a_safetensors_file_is_reported(tmp_path):
     path = tmp_path / "junk.safetensors"
     path.write_bytes(b"definitely not safetensors")
     with pytest.raises(WeightsError, match="not a readable safetensors"):
-        load_state_dict(path, expected_sha256=sha256_of(path))
+        load_state_dict(path, expected_sha256=sha256_of_file(path))
 
 
 def test_length_batching_gives_the_reference_logits(random_weights):

@@ -1,6 +1,7 @@
 """The shipped weights on real test reviews."""
 
 import numpy as np
+import pytest
 import torch
 
 from model.backends import ReferenceBackend
@@ -8,6 +9,7 @@ from model.train import predict_logits
 from model.weights import load_model
 
 
+@pytest.mark.slow
 def test_shipped_weights_reach_86_percent_on_first_4000_test_reviews(test_split):
     head = test_split.head(4000)
     assert head.labels.sum() == 2000  # balanced by the sample order

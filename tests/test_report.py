@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 
 import run
-from tools.report import REPORT_FILE, SUT_TIMINGS_FILE, ReportError, main, write_report
+from sut.run_files import SUT_TIMINGS_FILE
+from sut.run_record import read_run_record
+from tools.report import REPORT_FILE, ReportError, main, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, dataset_path) -> dict[str, Path]:
-    """A short Server performance run and a Server accuracy run, on the first 200 reviews."""
+def runs(tmp_path_factory, dataset_path, folded_backend) -> dict[str, Path]:
+    """A short Server performance run and a Server accuracy run (reported, not judged), on the first 200 reviews."""
     folder = tmp_path_factory.mktemp("runs")
     common = ["--scenario", "Server", "--qps", "200", "--count", "200", "--dataset-path", str(dataset_path)]
-    assert run.main([*common, "--time", "1", "--output-dir", str(folder / "performance")]) == 0
-    assert run.main([*common, "--accuracy", "--output-dir", str(folder / "accuracy")]) in (0, 1)
+    assert run.main([*common, "--time", "1", "--output-dir", str(folder / "performance")], backend=folded_backend) == 0
+    assert run.main([*common, "--accuracy", "--output-dir", str(folder / "accuracy")], backend=folded_backend) == 0
     return {"performance": folder / "performance", "accuracy": folder / "accuracy"}
 
 
@@ -50,9 +52,11 @@ def test_run_report_shows_verdict_figures_and_settings(runs, tmp_path):
     figures = figure_files(page)
     assert {f.name for f in figures} == {"server-performance-latency.png", "server-performance-throughput.png"}
     assert_self_contained(text, figures)
-    assert re.search(r'class="badge (good|bad)">(VALID|INVALID)<', text)
+    result = read_run_record(source).result
+    assert f'class="badge {"good" if result.valid else "bad"}">{result.validity}<' in text
     assert "Server" in text and "as timed by the SUT" in text
-    assert "Quick run (duration_s=1.0, target_qps=200.0" in text and "not valid for submission" in text
+    assert f"completed samples per second: {result.headline.text()} (p99 latency {result.percentile.text()}" in text
+    assert "Quick run (duration_s=1, target_qps=200, count=200)" in text and "not valid for submission" in text
     assert "server_target_latency_ns" in text and "mlperf.conf" in text and "weights_sha256" in text
 
 
@@ -101,16 +105,16 @@ def test_submission_tree_report(level, runs, tmp_path):
     assert_self_contained(text, figure_files(page))
     assert "System box" in text and "box &lt;2 cores&gt;" in text
     assert "box / Server" in text and "box / Offline" in text
-    assert "Server: performance/run_1" in text and "Server: accuracy" in text and "ACCURACY PASS" in text
+    assert "Server: performance/run_1" in text and "Server: accuracy" in text and "ACCURACY NOT JUDGED" in text
     assert "Compliance TEST01: <span" in text and "TEST01 PASS" in text
-    assert "missing: performance/run_1/mlperf_log_summary.txt" in text
+    assert "missing: performance/run_1/mlperf_log_detail.txt" in text
 
 
 def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     source = tmp_path / "notes"
     source.mkdir()
     (source / "readme.txt").write_text("not a run")
-    with pytest.raises(ReportError, match="neither a run folder .*mlperf_log_summary.txt is missing"):
+    with pytest.raises(ReportError, match=r"neither a run folder \(run.json and mlperf_log_detail.txt are missing\)"):
         write_report(source)
     assert main([str(source)]) == 2
     assert "python run.py --output-dir" in capsys.readouterr().err
@@ -125,3 +129,33 @@ def test_an_existing_report_is_never_overwritten(runs, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+@pytest.mark.slow
+def test_peak_search_report_shows_the_peak_every_probe_and_the_peak_probe(dataset_path, tmp_path, paced):
+    """Reviews of 2 ms each: 250 queries/s is VALID, 1,000/s cannot be."""
+    out = tmp_path / "peak"
+    args = ["--scenario", "Server", "--find-peak-performance", "--time", "3", "--qps", "250", "--peak-tolerance", "0.99",
+            "--max-batchsize", "1", "--target-latency", "50", "--count", "2000", "--dataset-path", str(dataset_path),
+            "--output-dir", str(out)]
+    assert run.main(args, backend=paced(0.002)) == 0
+    search = read_run_record(out).peak_search
+    page = write_report(out, tmp_path / "report")
+    text = page.read_text()
+    assert f'class="badge good">PEAK {search.peak_qps:,.1f} queries/s<' in text
+    for number, probe in enumerate(search.probes, start=1):
+        assert f"<tr><td>{number}</td><td>{probe.target_qps:,.1f}</td><td>{probe.result.percentile.text()}</td>" in text
+    assert "- the peak" in text and f"The peak probe: {search.peak_qps:,.1f} queries/s" in text
+    figures = figure_files(page)
+    assert len(figures) == 2 and all(figure.name.startswith("peak-probes-") for figure in figures)
+    assert_self_contained(text, figures)
+
+
+def test_peak_search_without_a_valid_rate_says_so(dataset_path, tmp_path, paced):
+    out = tmp_path / "none"
+    args = ["--scenario", "Server", "--find-peak-performance", "--time", "0.5", "--qps", "10", "--max-batchsize", "1",
+            "--target-latency", "5", "--count", "200", "--dataset-path", str(dataset_path), "--output-dir", str(out)]
+    assert run.main(args, backend=paced(0.02)) == 1
+    text = write_report(out, tmp_path / "report").read_text()
+    assert 'class="badge bad">NO VALID RATE<' in text and "no rate was VALID" in text
+    assert "<tr><td>1</td><td>10.0</td>" in text and "INVALID" in text

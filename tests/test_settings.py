@@ -1,4 +1,10 @@
-"""LoadGen settings: the real configs take effect, read back from ``TestSettings`` and from LoadGen's own log."""
+"""LoadGen settings: the benchmark's rules and a system's tuning take effect, read back from ``TestSettings``
+and from LoadGen's own log.
+
+The rules (``configs/mlperf.conf``) define the benchmark, so their values are
+asserted; the shipped ``configs/user.conf`` is one machine's tuning, so its
+loading is tested with a tuning file written here, never its numbers.
+"""
 
 from __future__ import annotations
 
@@ -37,13 +43,26 @@ MLPERF_CONF = {
 }
 MLPERF_CONF_ALL_SCENARIOS = {"min_duration_ms": 600_000, "performance_sample_count_override": 25_000}
 
-# What configs/user.conf promises.
-USER_CONF = {
-    "SingleStream": {"single_stream_expected_latency_ns": 0.35 * MS},
-    "MultiStream": {"multi_stream_expected_latency_ns": 1.8 * MS},
-    "Server": {"server_target_qps": 2500.0},
-    "Offline": {"offline_expected_qps": 6200.0},
+# A system's tuning, written by the tests, and what it must set.
+TUNING = """# a tuning file as a system would write it
+seq2cnn.SingleStream.target_latency = 0.125
+seq2cnn.MultiStream.target_latency = 2.5
+seq2cnn.Offline.target_qps = 1234.5
+seq2cnn.Server.target_qps = 321
+"""
+TUNED = {
+    "SingleStream": {"single_stream_expected_latency_ns": 0.125 * MS},
+    "MultiStream": {"multi_stream_expected_latency_ns": 2.5 * MS},
+    "Server": {"server_target_qps": 321.0},
+    "Offline": {"offline_expected_qps": 1234.5},
 }
+
+
+@pytest.fixture
+def tuning(tmp_path):
+    path = tmp_path / "user.conf"
+    path.write_text(TUNING)
+    return path
 
 
 def load_test_settings(*args, **kwargs):
@@ -57,10 +76,10 @@ def built_in(scenario: str) -> lg.TestSettings:
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_both_config_files_take_effect(scenario):
-    settings = load_test_settings(scenario, "performance", DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF)
+def test_both_config_files_take_effect(scenario, tuning):
+    settings = load_test_settings(scenario, "performance", DEFAULT_MLPERF_CONF, tuning)
 
-    expected = {**MLPERF_CONF_ALL_SCENARIOS, **MLPERF_CONF[scenario], **USER_CONF[scenario]}
+    expected = {**MLPERF_CONF_ALL_SCENARIOS, **MLPERF_CONF[scenario], **TUNED[scenario]}
     for name, value in expected.items():
         assert getattr(settings, name) == pytest.approx(value), name
     assert settings.scenario == SCENARIOS[scenario]
@@ -78,7 +97,7 @@ def test_seeds_come_from_loadgen_built_in_rules_on_every_load(scenario):
             assert getattr(settings, name) == getattr(reference, name), name
 
 
-def test_real_configs_use_only_keys_loadgen_reads(caplog):
+def test_shipped_configs_load_and_use_only_keys_loadgen_reads(caplog):
     with caplog.at_level(logging.WARNING, logger="sut.settings"):
         for scenario in SCENARIOS:
             load_test_settings(scenario, "performance")
@@ -185,20 +204,19 @@ def test_override_that_cannot_apply_is_an_error(scenario, overrides):
 
 
 def test_record_lists_files_overrides_and_effective_values():
-    plain = load_run_settings("Server", "performance").as_dict()
-    assert plain["overrides"] == [] and plain["quick_run"] is False
-    assert [entry["path"] for entry in plain["config_files"]] == [str(DEFAULT_MLPERF_CONF), str(DEFAULT_USER_CONF)]
-    assert plain["effective"]["server_target_latency_ns"] == 15 * MS
-    assert plain["effective"]["performance_sample_count_override"] == 25_000
+    plain = load_run_settings("Server", "performance").record()
+    assert plain.overrides == [] and plain.quick_run is False
+    assert [entry.path for entry in plain.config_files] == [DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF]
+    assert plain.effective["server_target_latency_ns"] == 15 * MS
+    assert plain.effective["performance_sample_count_override"] == 25_000
 
-    quick = load_run_settings("Server", "performance", duration_s=3, target_qps=7).as_dict()
-    assert quick["quick_run"] is True
-    assert [override["option"] for override in quick["overrides"]] == ["duration_s", "target_qps"]
-    assert quick["effective"]["min_duration_ms"] == 3000 and quick["effective"]["server_target_qps"] == 7.0
-    json.dumps(quick)
+    quick = load_run_settings("Server", "performance", duration_s=3, target_qps=7).record()
+    assert quick.quick_run is True
+    assert [override.option for override in quick.overrides] == ["duration_s", "target_qps"]
+    assert quick.effective["min_duration_ms"] == 3000 and quick.effective["server_target_qps"] == 7.0
 
 
-def test_loadgen_runs_with_the_loaded_settings(tmp_path):
+def test_loadgen_runs_with_the_loaded_settings(tmp_path, tuning):
     """A real LoadGen run (instant stub SUT) logs the settings it was given."""
     responses = []
 
@@ -215,7 +233,8 @@ def test_loadgen_runs_with_the_loaded_settings(tmp_path):
     log_settings.log_output.outdir = str(tmp_path)
     log_settings.enable_trace = False
     try:
-        lg.StartTestWithLogSettings(sut, qsl, load_test_settings("SingleStream", "performance", duration_s=0.2), log_settings)
+        settings = load_test_settings("SingleStream", "performance", DEFAULT_MLPERF_CONF, tuning, duration_s=0.2)
+        lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
     finally:
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
@@ -226,7 +245,7 @@ def test_loadgen_runs_with_the_loaded_settings(tmp_path):
             record = json.loads(line[len(":::MLLOG "):])
             logged[record["key"]] = record["value"]
     assert logged["requested_scenario"] == "SingleStream"
-    assert logged["requested_single_stream_expected_latency_ns"] == 0.35 * MS
+    assert logged["requested_single_stream_expected_latency_ns"] == 0.125 * MS
     assert logged["requested_single_stream_target_latency_percentile"] == pytest.approx(0.9)
     assert logged["requested_performance_sample_count_override"] == 25_000
     assert logged["requested_min_duration_ms"] == 200

@@ -3,13 +3,15 @@
 The runs follow short test rules (configs/mlperf.conf with a 1-second minimum
 duration and a smaller Offline minimum), so that a tree of Offline and Server
 (performance, accuracy over all 25,000 reviews, TEST01) passes the checker;
-copies of it with one fault each must be reported with their path.
+copies of it with one fault each must be reported with their path. The
+performance and TEST01 runs use the shipped model at a fixed pace (``paced``
+in conftest), so that their validity and TEST01's speed check do not depend
+on the machine's speed or load.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -17,41 +19,40 @@ import numpy as np
 import pytest
 
 import run
-from model.backends import create_backend
-from model.weights import DEFAULT_WEIGHTS
 from sut.loadgen_log import detail_values
+from sut.run_record import read_run_record
 from tools import check_submission, submission
 from tools.submission import SubmissionError, assemble
 from tools.system_description import (
     DESCRIPTION_KEYS, SystemConfigError, load_system_config, measured_description, system_description,
 )
 
-log = logging.getLogger(__name__)
+pytestmark = pytest.mark.slow  # the module's runs take a minute and a half
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SYSTEM = REPO / "configs" / "systems" / "example.yaml"
 SYSTEM = load_system_config(EXAMPLE_SYSTEM).system_id
 SCENARIOS = ("Offline", "Server")
-#: Short rules: LoadGen's checks stay as they are, with room for runs of seconds.
+#: Short rules: LoadGen's checks stay as they are, with room for runs of seconds, and a Server bound that
+#: a busy machine meets with margin (what is tested is the tools, not the machine).
 TEST_RULES = {
     "seq2cnn.*.min_duration = 600000": "seq2cnn.*.min_duration = 1000",
     "seq2cnn.Offline.min_query_count = 24576": "seq2cnn.Offline.min_query_count = 2000",
+    "seq2cnn.Server.target_latency = 15": "seq2cnn.Server.target_latency = 100",
 }
 #: Server runs 3 seconds: at 300 queries/s, enough queries for early stopping at p99.
 SERVER_RULE = "seq2cnn.Server.min_duration = 3000\n"
-#: Expectations that make short runs VALID on a busy 2-core machine: Offline expects more than it
-#: gets (a longer query), Server asks for a small share of what the machine serves.
+#: What the paced SUT sustains: Offline batches of 8 reviews every 20 ms (400 reviews/s, so the 2,000 reviews
+#: of the Offline query last 5 s), Server 300 queries/s with batches of 2 ms.
 TEST_TUNING = (
     "seq2cnn.SingleStream.target_latency = 0.1\nseq2cnn.MultiStream.target_latency = 1\n"
-    "seq2cnn.Offline.target_qps = 8000\nseq2cnn.Server.target_qps = 300\n"
+    "seq2cnn.Offline.target_qps = 400\nseq2cnn.Server.target_qps = 300\n"
 )
+PACE = {"Offline": (0.02, ["--max-batchsize", "8"]), "Server": (0.002, [])}
 #: Accuracy runs: Server issues its 25,000 queries at this rate (seconds, not minutes).
 ACCURACY_TUNING = "seq2cnn.Server.target_qps = 5000\n"
 #: Server at 100 queries/s: too few queries for early stopping, so LoadGen finds the run INVALID.
 SLOW_TUNING = "seq2cnn.Server.target_qps = 100\n"
-#: A performance run and its TEST01 run are made again when one misses a speed check: another process
-#: on the machine can slow a run of a few seconds; what is tested here is the tools, not the machine.
-ATTEMPTS = 3
 
 
 def _write_rules(folder: Path) -> Path:
@@ -65,47 +66,30 @@ def _write_rules(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, dataset_path) -> dict[str, Path]:
+def runs(tmp_path_factory, dataset_path, folded_backend, paced) -> dict[str, Path]:
     """Real run folders by name: ``<scenario>-<kind>``, ``invalid`` and ``quick`` (Server), and the rules file."""
     root = tmp_path_factory.mktemp("runs")
     rules = _write_rules(root)
     for name, text in (("user.conf", TEST_TUNING), ("accuracy.conf", ACCURACY_TUNING), ("slow.conf", SLOW_TUNING)):
         (root / name).write_text(text)
-    backend = create_backend("folded", DEFAULT_WEIGHTS, "cpu", None)
     common = ["--dataset-path", str(dataset_path), "--mlperf-conf", str(rules), "--user-conf", str(root / "user.conf")]
     folders = {"rules": rules}
 
-    def make(name: str, *args: str) -> int:
+    def make(name: str, *args: str, backend=folded_backend) -> int:
         folders[name] = root / name
         return run.main([*common, *args, "--output-dir", str(folders[name])], backend=backend)
 
-    def passed(run_dir: Path, code: int) -> bool:
-        """Whether a performance run is VALID, or a TEST01 run passed; a TEST01 accuracy mismatch is never retried."""
-        record = json.loads((run_dir / "run.json").read_text())
-        if code == 0 and record["result"]["validity"] == "VALID":
-            return True
-        verification = json.loads((run_dir / "verification.json").read_text()) if code == 1 else {}
-        assert code in (0, 1) and verification.get("accuracy", {}).get("passed", True), verification
-        log.warning("%s missed a speed check: %s %s", run_dir.name, record["result"]["failed_checks"],
-                    verification.get("performance", ""))
-        return False
-
-    def make_performance_and_test01(scenario: str) -> None:
-        """A VALID performance run and a passing TEST01 run made right after it (so under the same load)."""
-        for attempt in range(1, ATTEMPTS + 1):
-            performance, test01 = f"{scenario}-performance-{attempt}", f"{scenario}-TEST01-{attempt}"
-            if passed(root / performance, make(performance, "--scenario", scenario)) and passed(
-                root / test01, make(test01, "--scenario", scenario, "--compliance", "TEST01", "--accuracy-run",
-                                    str(folders[f"{scenario}-accuracy"]), "--performance-run", str(root / performance)),
-            ):
-                folders[f"{scenario}-performance"], folders[f"{scenario}-TEST01"] = root / performance, root / test01
-                return
-        pytest.fail(f"{scenario} runs missed a speed check {ATTEMPTS} times; is the machine busy?")
-
     for scenario in SCENARIOS:
+        seconds_per_batch, options = PACE[scenario]
         assert make(f"{scenario}-accuracy", "--scenario", scenario, "--accuracy",
                     "--user-conf", str(root / "accuracy.conf")) == 0
-        make_performance_and_test01(scenario)
+        assert make(f"{scenario}-performance", "--scenario", scenario, *options,
+                    backend=paced(seconds_per_batch)) == 0
+        assert read_run_record(folders[f"{scenario}-performance"]).result.valid, f"{scenario} performance run INVALID"
+        code = make(f"{scenario}-TEST01", "--scenario", scenario, *options, "--compliance", "TEST01",
+                    "--accuracy-run", str(folders[f"{scenario}-accuracy"]),
+                    "--performance-run", str(folders[f"{scenario}-performance"]), backend=paced(seconds_per_batch))
+        assert code == 0, (folders[f"{scenario}-TEST01"] / "verify_performance.txt").read_text()
     for scenario in ("SingleStream", "MultiStream"):  # for their rules only
         assert make(f"{scenario}-performance", "--scenario", scenario) == 0
     assert make("invalid", "--scenario", "Server", "--user-conf", str(root / "slow.conf")) == 0
@@ -169,7 +153,8 @@ def test_good_tree_has_every_file_and_passes_the_checker(good_tree, runs, datase
         assert (measurements / "user.conf").read_text() == TEST_TUNING  # the performance run's
         readme = (measurements / "README.md").read_text()
         assert all(f"run folder {runs[f'{scenario}-{kind}']};" in readme for kind in ("performance", "accuracy", "TEST01"))
-        implementation = json.loads((measurements / f"{SYSTEM}_folded_{scenario}.json").read_text())
+        backend = read_run_record(runs[f"{scenario}-performance"]).backend.name  # the paced shipped model
+        implementation = json.loads((measurements / f"{SYSTEM}_{backend}_{scenario}.json").read_text())
         assert implementation["starting_weights_filename"] == "seq2cnn.safetensors"
         assert implementation["retraining"] == "no" and implementation["weight_data_types"] == "fp32"
     assert [path.name for path in good_tree.parent.iterdir()] == ["submission"]  # no staging folder left
@@ -220,7 +205,7 @@ def test_invalid_performance_run_is_reported_with_loadgen_checks(runs, tmp_path,
     code, lines = check(tree, runs["rules"], capsys)
     assert code == 1
     assert lines == [
-        f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID (Early stopping satisfied: NO)",
+        f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID (early stopping satisfied: NO)",
         "1 problem(s) in 1 of 2 scenario(s)",
     ]
 
@@ -246,13 +231,15 @@ def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
         f"{measured_conf}: differs from the benchmark's rules file {runs['rules']}",
         f"{run_1 / 'mlperf_log_detail.txt'}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least 3000",
         f"{run_1 / 'mlperf_log_detail.txt'}: min_query_count is 1; the rules ({runs['rules']}) require at least 100",
-        f"{run_1 / 'run.json'}: a quick run (duration_s=1.0): not valid for submission; "
-        "rerun without --time/--qps/--target-latency",
+        f"{run_1 / 'mlperf_log_detail.txt'}: target_latency_ns is 15000000; the rules ({runs['rules']}) require "
+        "exactly 100000000",
+        f"{run_1 / 'run.json'}: a quick run (duration_s=1): not valid for submission; "
+        "rerun without --time/--qps/--target-latency/--count",
     ]
     assert [line for line in lines if line in expected] == expected
-    # A 1-second run may also be INVALID (too few queries for early stopping): reported on its summary.
+    # 300 queries in one second are too few for early stopping: INVALID, reported on its summary.
     others = [line for line in lines[:-1] if line not in expected]
-    assert all(line.startswith(f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID") for line in others), others
+    assert len(others) == 1 and others[0].startswith(f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID ("), others
     assert lines[-1] == f"{len(lines) - 1} problem(s) in 1 of 2 scenario(s)"
 
 
@@ -260,7 +247,7 @@ def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     ("MultiStream", "seq2cnn.MultiStream.samples_per_query = 4", "samples_per_query is 8; the rules ({rules}) require exactly 4"),
     ("MultiStream", "seq2cnn.MultiStream.target_latency_percentile = 90",
      "target_latency_percentile is 0.99; the rules ({rules}) require exactly 0.9"),
-    ("Server", "seq2cnn.Server.target_latency = 10", "target_latency_ns is 15000000; the rules ({rules}) require exactly 10000000"),
+    ("Server", "seq2cnn.Server.target_latency = 10", "target_latency_ns is 100000000; the rules ({rules}) require exactly 10000000"),
     ("Server", "seq2cnn.*.performance_sample_count_override = 1000",
      "performance_sample_count is 25000; the rules ({rules}) require exactly 1000"),
     ("SingleStream", "seq2cnn.SingleStream.min_query_count = 5000", "min_query_count is 100; the rules ({rules}) require at least 5000"),
@@ -308,7 +295,7 @@ def _copy_run(source: Path, target: Path, change) -> Path:
 
 def test_unfinished_run_is_refused(runs, tmp_path):
     unfinished = _copy_run(runs["Offline-accuracy"], tmp_path / "unfinished", lambda r: r.update(status="running"))
-    with pytest.raises(SubmissionError, match=r"status 'running', not 'finished'; rerun it"):
+    with pytest.raises(SubmissionError, match=r"did not finish \(status 'running'\): make it again"):
         assemble([unfinished], EXAMPLE_SYSTEM, tmp_path / "out")
 
 

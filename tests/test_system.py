@@ -1,10 +1,18 @@
-"""The SUT's batching policies on a small real QSL (LoadGen objects, no run)."""
+"""The SUT's batching policies: Offline length batches on a small real QSL, Server batching in real LoadGen runs."""
+
+import logging
 
 import numpy as np
 import pytest
 
+import run
 from qsl.library import ImdbQSL, SampleNotLoadedError
 from qsl.token_cache import TokenizedSplit
+from sut.ledger import read_sut_timings
+from sut.run_files import SUT_TIMINGS_FILE
+from sut.run_record import read_run_record
+from sut.runner import server_batch_wait_s
+from sut.settings import load_run_settings
 from sut.system import Seq2CNNSystem
 
 
@@ -56,3 +64,43 @@ def test_bad_batching_parameters_are_refused(qsl):
         Seq2CNNSystem(LengthEcho(), qsl, "Server", max_batch_size=0)
     with pytest.raises(ValueError, match="unknown scenario"):
         Seq2CNNSystem(LengthEcho(), qsl, "Batch")
+
+
+def server_run(dataset_path, out, backend, *options: str):
+    """A one-second Server run of the first 500 reviews with a 1 s latency bound (so the batch wait cap is 100 ms)."""
+    args = ["--scenario", "Server", "--time", "1", "--count", "500", "--target-latency", "1000",
+            "--dataset-path", str(dataset_path), "--output-dir", str(out), *options]
+    assert run.main(args, backend=backend) == 0
+    return read_run_record(out)
+
+
+@pytest.mark.slow
+def test_server_gathers_queued_queries_into_batches_up_to_the_batch_size(dataset_path, tmp_path, paced):
+    """Batches of 20 ms at 400 queries/s: queries queue behind each batch, and the next batch takes 4 of them."""
+    backend = paced(0.02)
+    record = server_run(dataset_path, tmp_path / "busy", backend, "--qps", "400", "--max-batchsize", "4")
+    assert max(backend.batch_sizes) == 4
+    assert sum(size == 4 for size in backend.batch_sizes) > len(backend.batch_sizes) / 2
+    assert sum(backend.batch_sizes) == record.samples.completed == record.samples.issued
+
+
+@pytest.mark.slow
+def test_server_query_waits_for_company_at_most_the_batch_wait(dataset_path, tmp_path, folded_backend):
+    """At 20 queries/s most queries arrive alone: with a 40 ms batch wait they wait for it, without one they do not."""
+    waiting = server_run(dataset_path, tmp_path / "wait", folded_backend, "--qps", "20", "--batch-wait-ms", "40")
+    eager = server_run(dataset_path, tmp_path / "eager", folded_backend, "--qps", "20", "--batch-wait-ms", "0")
+    assert waiting.sut.batch_wait_ms == 40 and eager.sut.batch_wait_ms == 0
+    latencies = read_sut_timings(tmp_path / "wait" / SUT_TIMINGS_FILE).latencies_ms
+    waited = np.median(latencies)
+    immediate = np.median(read_sut_timings(tmp_path / "eager" / SUT_TIMINGS_FILE).latencies_ms)
+    assert waited >= 20, f"median latency {waited:.1f} ms with a 40 ms batch wait"
+    assert np.percentile(latencies, 90) < 40 + 200, "the batch wait is a bound, not a queue"
+    assert immediate < waited - 20, f"median latency {immediate:.1f} ms without a batch wait"
+
+
+def test_batch_wait_is_capped_at_a_tenth_of_the_latency_bound(caplog):
+    settings = load_run_settings("Server", "performance")  # mlperf.conf: a 15 ms bound
+    with caplog.at_level(logging.WARNING, logger="sut.runner"):
+        assert server_batch_wait_s(5.0, settings) == pytest.approx(0.0015)
+    assert "capped at 1.5 ms" in caplog.text
+    assert server_batch_wait_s(0.5, settings) == pytest.approx(0.0005)

@@ -1,7 +1,6 @@
 """Check a submission tree written by :mod:`tools.submission` and report every problem with its path.
 
-    python -m tools.check_submission SUBMISSION_DIR [--mlperf-conf configs/mlperf.conf] \\
-        [--dataset-path ../shared/data/aclImdb_labeled.tar.gz]
+    python -m tools.check_submission SUBMISSION_DIR [--mlperf-conf configs/mlperf.conf] [--labels]
 
 ``SUBMISSION_DIR`` is the tree's root or one ``<division>/<submitter>``
 folder in it. For each system (``systems/<system>.json``) and each of its
@@ -23,8 +22,9 @@ scenarios it reports:
   in measurements that is not byte for byte the ``--mlperf-conf`` file;
 - an accuracy log that does not cover all 25,000 test reviews, or accuracy
   below 99% of the fp32 reference: recomputed from ``mlperf_log_accuracy.json``
-  against the labels when ``--dataset-path`` is given (the labels come from
-  file names, nothing is tokenized), else read from ``accuracy.txt``;
+  against the test labels with ``--labels`` or ``--dataset-path`` (the dataset
+  is found as every command finds it; the labels come from file names,
+  nothing is tokenized), else read from ``accuracy.txt``;
 - a TEST01 verify file without a line ``TEST PASS``.
 
 Output: one line ``PATH: problem`` per problem, then a summary line. Exit
@@ -38,7 +38,6 @@ import argparse
 import json
 import logging
 import math
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,22 +47,23 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from qsl.errors import DatasetError
-from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE, detail_values, read_result
-from sut.settings import DEFAULT_MLPERF_CONF, SCENARIOS, ConfigError, load_run_settings
-from tools import submission_layout as layout
-from tools.accuracy_imdb import (
-    REPORT_NAME, TARGET_FRACTIONS, AccuracyCheckError, accuracy_report, decode_accuracy_log, qsl_labels,
-    reference_accuracy,
+from qsl.locations import DATASET_LOOKUP_HELP
+from qsl.reviews import dataset_root, split_labels
+from sut.accuracy import (
+    TARGET_FRACTIONS, AccuracyCheckError, accuracy_report, decode_accuracy_log, read_accuracy_report, reference_accuracy,
 )
+from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE, detail_values, read_result
+from sut.run_files import ACCURACY_REPORT_FILE
+from sut.run_record import RunRecordError, read_run_record
+from sut.settings import DEFAULT_MLPERF_CONF, SCENARIOS, ConfigError, load_run_settings
+from sut.test01 import read_verdicts
+from tools import submission_layout as layout
 from tools.system_description import ALLOWED_VALUES, DESCRIPTION_KEYS
 
 log = logging.getLogger(__name__)
 
 #: Reviews in the IMDB test split: an accuracy run must cover every one.
 TEST_REVIEWS = 25_000
-PASS_LINE = "TEST PASS"
-ACCURACY_LINE = re.compile(r"^accuracy=(?P<percent>[0-9.]+)%.*total=(?P<total>\d+)")
-RESULT_LINE = re.compile(r"^RESULT: (?P<verdict>PASS|FAIL)\s*$", re.MULTILINE)
 NOT_SCENARIO = "(system)"  # the scenario label of problems outside any scenario
 
 
@@ -278,14 +278,13 @@ class ScenarioCheck:
         if {SUMMARY_FILE, DETAIL_FILE} <= present["performance"]:
             self._check_performance(self.results / layout.PERFORMANCE_RUN)
         if layout.RUN_RECORD in present["performance"]:
-            self._check_quick_run(self.results / layout.PERFORMANCE_RUN / layout.RUN_RECORD)
+            self._check_quick_run(self.results / layout.PERFORMANCE_RUN)
         if {SUMMARY_FILE, DETAIL_FILE} <= present["accuracy"]:
             self._check_mode(self.results / "accuracy", "AccuracyOnly")
         if ACCURACY_FILE in present["accuracy"]:
             self._check_accuracy(self.results / "accuracy")
-        for verify in (layout.VERIFY_ACCURACY, layout.VERIFY_PERFORMANCE):
-            if verify in present["TEST01"]:
-                self._check_verify(self.compliance / verify)
+        if present["TEST01"] & {layout.VERIFY_ACCURACY, layout.VERIFY_PERFORMANCE}:
+            self._check_verdicts(self.compliance)
 
     def _check_files(self) -> dict[str, set[str]]:
         """Report each missing required file; returns the sources present, by kind."""
@@ -324,22 +323,23 @@ class ScenarioCheck:
         result = read_result(folder)
         if result.valid is not True:
             checks = "; ".join(f"{check}: NO" for check in result.failed_checks) or "no failed check named"
-            self.add(folder / SUMMARY_FILE, f"result is {result.summary.get('Result is', 'not stated')} ({checks})")
+            self.add(folder / SUMMARY_FILE, f"result is {result.validity} ({checks})")
         for error in result.errors:
             self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {error}")
         rules = benchmark_rules(self.scenario, self.checker.mlperf_conf)
         for message in rule_violations(detail, self.scenario, rules, self.checker.mlperf_conf):
             self.add(folder / DETAIL_FILE, message)
 
-    def _check_quick_run(self, path: Path) -> None:
+    def _check_quick_run(self, folder: Path) -> None:
         try:
-            settings = json.loads(path.read_text(encoding="utf-8")).get("settings") or {}
-        except (OSError, json.JSONDecodeError, AttributeError) as error:
-            self.add(path, f"unreadable run record: {error}")
+            settings = read_run_record(folder, "performance run").settings
+        except RunRecordError as error:
+            self.add(folder / layout.RUN_RECORD, str(error))
             return
-        if settings.get("quick_run"):
-            options = ", ".join(f"{o.get('option')}={o.get('value')}" for o in settings.get("overrides") or [])
-            self.add(path, f"a quick run ({options or 'overrides'}): not valid for submission; rerun without --time/--qps/--target-latency")
+        if settings.quick_run:
+            options = ", ".join(f"{o.option}={o.value:g}" for o in settings.overrides)
+            self.add(folder / layout.RUN_RECORD, f"a quick run ({options}): not valid for submission; "
+                                                 "rerun without --time/--qps/--target-latency/--count")
 
     def _check_accuracy(self, folder: Path) -> None:
         try:
@@ -355,37 +355,44 @@ class ScenarioCheck:
                 self.add(folder / ACCURACY_FILE, f"accuracy {100 * report.accuracy:.3f}% (recomputed) is below the "
                                                  f"{100 * TARGET_FRACTIONS[0]:g}% target "
                                                  f"{100 * TARGET_FRACTIONS[0] * report.reference_accuracy:.3f}%")
-        elif (folder / REPORT_NAME).is_file():
-            self._check_accuracy_report(folder / REPORT_NAME)
+        elif (folder / ACCURACY_REPORT_FILE).is_file():
+            self._check_accuracy_report(folder / ACCURACY_REPORT_FILE)
 
     def _check_accuracy_report(self, path: Path) -> None:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        stated = ACCURACY_LINE.match(text)
-        verdict = RESULT_LINE.search(text)
-        if stated is None or verdict is None:
-            self.add(path, "has no 'accuracy=...' line or no 'RESULT: PASS|FAIL' line; rerun tools.accuracy_imdb")
-        elif verdict["verdict"] != "PASS":
-            self.add(path, f"accuracy {stated['percent']}% over {stated['total']} reviews: RESULT: FAIL "
-                           f"(below the {100 * TARGET_FRACTIONS[0]:g}% target or an incomplete log)")
+        try:
+            stated = read_accuracy_report(path)
+        except AccuracyCheckError as error:
+            self.add(path, str(error))
+            return
+        if stated.passed is not True:
+            verdict = "FAIL" if stated.passed is False else "NOT JUDGED (a part of the test split)"
+            self.add(path, f"accuracy {100 * stated.accuracy:.3f}% over {stated.total} reviews: RESULT: {verdict} "
+                           f"(an accuracy run covers all {TEST_REVIEWS:,} reviews and meets the "
+                           f"{100 * TARGET_FRACTIONS[0]:g}% target)")
 
-    def _check_verify(self, path: Path) -> None:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-        if PASS_LINE not in lines:
-            failed = next((line for line in lines if line.startswith("TEST FAIL")), f"no '{PASS_LINE}' line")
-            self.add(path, f"TEST01 failed: {failed}")
+    def _check_verdicts(self, folder: Path) -> None:
+        verdicts = read_verdicts(folder)
+        for name, text in (verdicts.texts.items() if verdicts is not None else ()):
+            if not name.startswith("verify_"):
+                continue
+            lines = [line.strip() for line in text.splitlines()]
+            if verdicts.checks.get(Path(name).stem.removeprefix("verify_")) is not True:
+                failed = next((line for line in lines if line.startswith("TEST FAIL")), "no 'TEST PASS' line")
+                self.add(folder / name, f"TEST01 failed: {failed}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="the submission tree, or one <division>/<submitter> folder of it")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="the benchmark's rules (default: %(default)s)")
-    parser.add_argument("--dataset-path", type=Path,
-                        help="IMDB folder or .tar.gz: recompute accuracy from the logs (default: read accuracy.txt)")
+    parser.add_argument("--labels", action="store_true",
+                        help="recompute accuracy from the logs against the test labels (default: read accuracy.txt)")
+    parser.add_argument("--dataset-path", type=Path, help=f"with --labels: {DATASET_LOOKUP_HELP}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         bases = submitter_dirs(args.submission)
-        labels = qsl_labels(args.dataset_path) if args.dataset_path is not None else None
+        labels = split_labels(dataset_root(args.dataset_path), "test") if args.labels or args.dataset_path else None
         checker = SubmissionChecker(args.mlperf_conf, labels)
         for base in bases:
             checker.check(base)

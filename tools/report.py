@@ -4,7 +4,9 @@
 
 The input is either
 
-- a run folder written by ``run.py`` (it holds ``mlperf_log_summary.txt``), or
+- a run folder written by ``run.py`` (it holds ``run.json`` and LoadGen's
+  logs; a Server peak search holds one LoadGen run per probe under
+  ``probes/``), or
 - a submission tree: its root (holding ``closed``/``open``) or one
   ``<division>/<submitter>`` folder, recognised by its
   ``results/<system>/seq2cnn/<scenario>/`` folders. Each scenario gets a
@@ -14,12 +16,17 @@ The input is either
   system its description (``systems/<system>.json``).
 
 For each run the page shows LoadGen's verdict (VALID/INVALID, with the failed
-checks and logged errors), whether it was a quick run, the latency
+checks, the early-stopping hint and logged errors), whether it was a quick
+run, the result as MLPerf defines it (the early-stopping latency estimate for
+SingleStream and MultiStream, with the plain percentile beside it; samples per
+second for Offline and Server, with Server's p99 and p99.9), the latency
 distribution with LoadGen's percentiles and the latency target, completed
 samples per second over time, accuracy and compliance verdicts, and the
 settings: LoadGen's requested and effective values from its detail log (what
 LoadGen used, after any ``audit.config``), the config files with their
-sha256, overrides, backend, versions and machine from ``run.json``.
+sha256, overrides, backend, versions and machine from ``run.json``. A peak
+search shows the peak as its result, one row per probe (rate, p99, verdict),
+and the peak probe's figures; when no rate was VALID it says so.
 
 Per-sample latencies come from ``sut_timings.npz`` (times taken by the SUT
 around its LoadGen callbacks) and are labelled as such; the percentile lines
@@ -38,34 +45,31 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import html
 import json
 import logging
-import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
-import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from sut.loadgen_log import DETAIL_FILE, SUMMARY_FILE, LoadGenResult, detail_values, read_result
-from sut.run_files import RUN_RECORD_FILE, SUT_TIMINGS_FILE, VERIFICATION_FILE
+from qsl.files import atomic_directory
+from sut.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
+from sut.ledger import SutTimings, TimingsError, read_sut_timings
+from sut.loadgen_log import DETAIL_FILE, SUMMARY_FILE, LoadGenLogError, LoadGenResult, detail_values, read_result
+from sut.peak_search import PeakSearch
+from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMINGS_FILE
+from sut.run_record import RunRecord, RunRecordError, read_run_record
 from sut.settings import MODEL_NAME
-from tools.accuracy_imdb import REPORT_NAME as ACCURACY_REPORT_FILE
+from sut.test01 import ComplianceVerdicts, read_verdicts
 from tools.report_figures import Marker, latency_distribution_png, percentile_points_png, throughput_png
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-VERDICT_LINE = re.compile(r"^TEST (PASS|FAIL)")
-PERCENTILE_KEY = re.compile(r"^(?P<percentile>\d+(?:\.\d+)?) percentile latency \(ns\)$")
-MODE_NAMES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "FindPeakPerformance": "find peak performance"}
 #: the setting that holds the expected latency (ns) of the latency-bound single-query scenarios
 EXPECTED_LATENCY_SETTING = {
     "SingleStream": "single_stream_expected_latency_ns",
@@ -78,68 +82,33 @@ class ReportError(RuntimeError):
 
 
 @dataclass
-class SutTimings:
-    """Each completed sample's issue and completion time as the SUT measured them (ns since the first issue)."""
-
-    issued_ns: np.ndarray
-    completed_ns: np.ndarray
-
-    @property
-    def latencies_ms(self) -> np.ndarray:
-        """Per-sample latency as the SUT saw it, in ms."""
-        return (self.completed_ns - self.issued_ns) / 1e6
-
-
-@dataclass
-class ComplianceResult:
-    """A compliance test's verdicts: per check (``accuracy``, ``performance``) and overall.
-
-    A verdict is ``None`` when no file states it; ``texts`` maps each file read to its text.
-    """
-
-    test: str
-    checks: dict[str, bool | None] = field(default_factory=dict)
-    passed: bool | None = None
-    texts: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class RunFolder:
-    """What one run folder holds: LoadGen's logs, the run record and the SUT's timings."""
+    """What one LoadGen run folder holds: LoadGen's logs, the run record (None in a submission's accuracy
+    folder or a probe), the accuracy report, the SUT's timings and any compliance verdicts."""
 
     path: Path
     result: LoadGenResult
     detail: dict[str, object]
-    record: dict | None
+    record: RunRecord | None
     accuracy_text: str | None
     timings: SutTimings | None
-    compliance: ComplianceResult | None
+    compliance: ComplianceVerdicts | None
 
     @property
     def scenario(self) -> str:
-        return str(self.detail.get("effective_scenario") or self.result.scenario)
+        return self.result.scenario
 
     @property
     def mode(self) -> str:
-        """``performance``, ``accuracy`` or ``find peak performance``, as LoadGen ran it."""
-        loadgen_mode = str(self.detail.get("effective_test_mode") or self.result.mode)
-        return MODE_NAMES.get(loadgen_mode, loadgen_mode)
+        """``performance`` or ``accuracy``, as LoadGen ran it."""
+        return self.result.mode
 
     def setting(self, name: str) -> object | None:
         """A LoadGen setting as LoadGen used it (detail log), else as ``run.json`` recorded it."""
         for key in (f"effective_{name}", f"requested_{name}"):
             if key in self.detail:
                 return self.detail[key]
-        return ((self.record or {}).get("settings") or {}).get("effective", {}).get(name)
-
-    @property
-    def overrides(self) -> list[tuple[str, object]] | None:
-        """The quick-run overrides and adjustments (``run.json``); ``None`` when there is no record."""
-        if self.record is None:
-            return None
-        settings = self.record.get("settings", {})
-        listed = [(o["option"], o["value"]) for o in settings.get("overrides", [])]
-        return listed + list(settings.get("adjustments", {}).items())
+        return self.record.settings.effective.get(name) if self.record is not None else None
 
 
 @dataclass
@@ -153,7 +122,7 @@ class ScenarioResults:
     folder: Path
     runs: list[tuple[str, RunFolder]]
     missing: list[str]
-    compliance: list[ComplianceResult]
+    compliance: list[ComplianceVerdicts]
 
 
 # ---------------------------------------------------------------- reading
@@ -166,84 +135,40 @@ def _read_json(path: Path) -> object:
         raise ReportError(f"{path} is not readable JSON ({error}): restore it from the run, or remove it") from None
 
 
-def read_timings(path: Path) -> SutTimings | None:
-    """The SUT's per-sample timings in ``path`` (``sut_timings.npz``), or ``None`` when the file is absent."""
-    if not path.is_file():
+def read_record(folder: Path) -> RunRecord | None:
+    """The run's record, or None when the folder has no ``run.json``."""
+    if not (folder / RUN_RECORD_FILE).is_file():
         return None
     try:
-        with np.load(path) as arrays:
-            issued, completed = arrays["issued_ns"].astype(np.int64), arrays["completed_ns"].astype(np.int64)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ReportError(f"{path} is not a timings file with int64 arrays issued_ns and completed_ns ({error}): "
-                          "remove it to report without per-sample latencies") from None
-    if issued.shape != completed.shape or issued.ndim != 1:
-        raise ReportError(f"{path}: issued_ns {issued.shape} and completed_ns {completed.shape} must be 1-D of one length; "
-                          "remove it to report without per-sample latencies")
-    return SutTimings(issued, completed)
+        return read_run_record(folder)
+    except RunRecordError as error:
+        raise ReportError(str(error)) from None
 
 
-def verdict_of(text: str) -> bool | None:
-    """A ``verify_*.txt`` verdict: its last ``TEST PASS``/``TEST FAIL`` line, or ``None`` without one."""
-    verdicts = [match[1] == "PASS" for line in text.splitlines() if (match := VERDICT_LINE.match(line.strip()))]
-    return verdicts[-1] if verdicts else None
-
-
-def read_compliance(folder: Path, test: str) -> ComplianceResult | None:
-    """Verdicts from ``verify_*.txt`` and ``verification.json`` in ``folder``; ``None`` when it has neither."""
-    outcome = ComplianceResult(test)
-    for path in sorted(folder.glob("verify_*.txt")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        outcome.texts[path.name] = text
-        outcome.checks[path.stem.removeprefix("verify_")] = verdict_of(text)
-    verification_path = folder / VERIFICATION_FILE
-    if verification_path.is_file():
-        verification = _read_json(verification_path)
-        if not isinstance(verification, dict):
-            raise ReportError(f"{verification_path} should hold a JSON object with 'test' and 'passed': restore it from the run")
-        outcome.test = str(verification.get("test", test))
-        outcome.passed = verification.get("passed")
-        for check in ("accuracy", "performance"):
-            if outcome.checks.get(check) is None and isinstance(verification.get(check), dict):
-                outcome.checks[check] = verification[check].get("passed")
-        outcome.texts[VERIFICATION_FILE] = json.dumps(verification, indent=2)
-    if not outcome.texts:
-        return None
-    if outcome.passed is None and outcome.checks and None not in outcome.checks.values():
-        outcome.passed = all(outcome.checks.values())
-    return outcome
-
-
-def read_run_record(path: Path) -> dict | None:
-    """The run's ``run.json`` as a dict, or ``None`` when the folder has none."""
-    if not path.is_file():
-        return None
-    record = _read_json(path)
-    if not isinstance(record, dict):
-        raise ReportError(f"{path} should hold a JSON object: restore it from the run, or remove it")
-    return record
-
-
-def read_run_folder(path: Path) -> RunFolder:
-    """Everything the report shows about the run in ``path``; a :class:`ReportError` if it is not a run."""
-    record = read_run_record(path / RUN_RECORD_FILE)
-    if not (path / SUMMARY_FILE).is_file():
+def read_run_folder(path: Path, record: RunRecord | None = None) -> RunFolder:
+    """Everything the report shows about the LoadGen run in ``path``; ``record`` when it lives elsewhere
+    (a probe's is its search's)."""
+    record = record if record is not None else read_record(path)
+    if not (path / DETAIL_FILE).is_file():
         if record is not None:
-            raise ReportError(f"{path} has no {SUMMARY_FILE}: the run ended before LoadGen wrote it "
-                              f"(run.json: status {record.get('status')!r}, {record.get('error', 'no error recorded')}); "
+            raise ReportError(f"{path} has no {DETAIL_FILE}: the run ended before LoadGen wrote it "
+                              f"(run.json: status {record.status!r}, {record.error or 'no error recorded'}); "
                               "run it again, or report on a finished run")
-        raise ReportError(f"{path} is not a run folder ({SUMMARY_FILE} is missing): pass a folder written by "
+        raise ReportError(f"{path} is not a run folder ({DETAIL_FILE} is missing): pass a folder written by "
                           "'python run.py --output-dir DIR', or a submission tree")
     accuracy_path = path / ACCURACY_REPORT_FILE
-    compliance_test = ((record or {}).get("config") or {}).get("compliance") or "compliance"
-    return RunFolder(
-        path=path,
-        result=read_result(path),
-        detail=detail_values(path / DETAIL_FILE) if (path / DETAIL_FILE).is_file() else {},
-        record=record,
-        accuracy_text=accuracy_path.read_text(encoding="utf-8", errors="replace") if accuracy_path.is_file() else None,
-        timings=read_timings(path / SUT_TIMINGS_FILE),
-        compliance=read_compliance(path, compliance_test),
-    )
+    try:
+        return RunFolder(
+            path=path,
+            result=read_result(path),
+            detail=detail_values(path / DETAIL_FILE),
+            record=record,
+            accuracy_text=accuracy_path.read_text(encoding="utf-8", errors="replace") if accuracy_path.is_file() else None,
+            timings=read_sut_timings(path / SUT_TIMINGS_FILE),
+            compliance=read_verdicts(path, record.kind) if record is not None and record.compliance else read_verdicts(path),
+        )
+    except (LoadGenLogError, TimingsError) as error:
+        raise ReportError(str(error)) from None
 
 
 def find_scenario_folders(root: Path) -> list[Path]:
@@ -259,13 +184,13 @@ def read_scenario(folder: Path) -> ScenarioResults:
     performance = [p.relative_to(folder).as_posix() for p in sorted(folder.glob("performance/run_*"))]
     runs, missing = [], []
     for name in (performance or ["performance/run_1"]) + ["accuracy"]:
-        if (folder / name / SUMMARY_FILE).is_file():
+        if (folder / name / DETAIL_FILE).is_file():
             runs.append((name, read_run_folder(folder / name)))
         else:
-            missing.append(f"{name}/{SUMMARY_FILE}")
+            missing.append(f"{name}/{DETAIL_FILE}")
     compliance_dir = submitter_dir / "compliance" / system / MODEL_NAME / scenario
-    compliance = [result for test_dir in sorted(p for p in compliance_dir.glob("*") if p.is_dir())
-                  if (result := read_compliance(test_dir, test_dir.name)) is not None]
+    compliance = [verdicts for test_dir in sorted(p for p in compliance_dir.glob("*") if p.is_dir())
+                  if (verdicts := read_verdicts(test_dir, test_dir.name)) is not None]
     return ScenarioResults(submitter_dir.parent.name, submitter_dir.name, system, scenario, folder, runs, missing, compliance)
 
 
@@ -306,6 +231,7 @@ def badge(text: str, good: bool | None) -> str:
 
 
 def verdict_text(passed: bool | None) -> str:
+    """A compliance check's verdict; None when no file states one."""
     return {True: "PASS", False: "FAIL", None: "no verdict"}[passed]
 
 
@@ -334,28 +260,22 @@ class Page:
                 f'<figcaption>{esc(caption)} (<a href="{esc(file_name)}">{esc(file_name)}</a>)</figcaption></figure>')
 
 
-def loadgen_percentiles(summary: Mapping[str, str]) -> list[tuple[float, float]]:
-    """LoadGen's percentile latencies from the summary: ``(percentile in %, latency in ms)``, ascending."""
-    points = [(float(m["percentile"]), float(value) / 1e6)
-              for key, value in summary.items() if (m := PERCENTILE_KEY.match(key))]
-    return sorted(points)
-
-
 def latency_markers(run: RunFolder) -> list[Marker]:
-    """LoadGen's percentiles (the one at the target percentile highlighted) and the scenario's latency target, in ms."""
+    """LoadGen's percentiles, the scenario's result when it is a latency, and its latency target, in ms."""
+    result = run.result
     target_fraction = run.setting("target_latency_percentile")
-    target_percentile = 100 * float(target_fraction) if target_fraction else None
-    judged = run.scenario in ("SingleStream", "MultiStream", "Server")
+    target_percent = 100 * float(target_fraction) if target_fraction else None
     markers = []
-    for percentile, ms in loadgen_percentiles(run.result.summary):
-        if judged and target_percentile is not None and abs(percentile - target_percentile) < 1e-6:
-            markers.append(Marker(f"LoadGen p{percentile:g} (target percentile)", ms, "headline"))
-        else:
-            markers.append(Marker(f"LoadGen p{percentile:g}", ms))
+    for percent, ns in sorted(result.latencies_ns.items()):
+        judged = run.scenario == "Server" and target_percent is not None and abs(percent - target_percent) < 1e-6
+        label = f"LoadGen p{percent:g}" + (" (judged against the bound)" if judged else "")
+        markers.append(Marker(label, ns / 1e6, "headline" if judged else "percentile"))
+    if result.headline is not None and result.headline.unit == "ns":
+        markers.append(Marker(f"LoadGen {result.headline.name} (the result)", result.headline.value / 1e6, "headline"))
     if run.scenario == "Server":
         bound_ns = run.setting("target_latency_ns") or run.setting("server_target_latency_ns")
         if bound_ns:
-            at = f" at p{target_percentile:g}" if target_percentile is not None else ""
+            at = f" at p{target_percent:g}" if target_percent is not None else ""
             markers.append(Marker(f"latency bound{at}", float(bound_ns) / 1e6, "target"))
     elif run.scenario in EXPECTED_LATENCY_SETTING:
         expected_ns = run.setting(EXPECTED_LATENCY_SETTING[run.scenario])
@@ -368,8 +288,8 @@ def throughput_reference(run: RunFolder) -> tuple[str, float] | None:
     """The rate (samples/s) to compare throughput over time with: the Server target rate, or Offline's result."""
     if run.scenario == "Server" and run.setting("target_qps"):
         return "Server target rate", float(run.setting("target_qps"))
-    if run.scenario == "Offline" and run.result.value is not None:
-        return "LoadGen result", run.result.value
+    if run.scenario == "Offline" and run.result.headline is not None:
+        return "LoadGen result", run.result.headline.value
     return None
 
 
@@ -383,19 +303,19 @@ def render_latency(run: RunFolder, page: Page, name: str) -> str:
     if run.timings is not None and run.timings.issued_ns.size:
         what = "latency as timed by the SUT"
         parts.append(page.figure(f"{name}-latency", latency_distribution_png(run.timings.latencies_ms, markers, title, what),
-                                 f"{title}: per-sample {what} ({SUT_TIMINGS_FILE}), with LoadGen's percentiles and the "
-                                 "latency target"))
+                                 f"{title}: per-sample {what} ({SUT_TIMINGS_FILE}), with LoadGen's percentiles, "
+                                 "its result and the latency target"))
         if run.scenario == "MultiStream":
             parts.append(note("MultiStream: the histogram counts samples; LoadGen's percentiles are over queries of "
                               f"{run.setting('samples_per_query') or 8} samples."))
         parts.append(page.figure(f"{name}-throughput", throughput_png(run.timings.completed_ns, throughput_reference(run), title),
                                  f"{title}: completed samples per second over the run, as timed by the SUT"))
         return "".join(parts)
-    points = loadgen_percentiles(run.result.summary)
+    points = [(percent, ns / 1e6) for percent, ns in sorted(run.result.latencies_ns.items())]
     missing = f"No {SUT_TIMINGS_FILE} in this run folder (or it is empty): per-sample latencies are unknown"
     if not points:
-        return "".join(parts) + note(f"{missing}, and LoadGen's summary lists no percentile latencies.")
-    parts.append(note(f"{missing}, so this shows LoadGen's percentile latencies from its summary instead of a "
+        return "".join(parts) + note(f"{missing}, and LoadGen's detail log lists no percentile latencies.")
+    parts.append(note(f"{missing}, so this shows LoadGen's percentile latencies from its detail log instead of a "
                       "histogram, and throughput over time is omitted."))
     targets = [m for m in markers if m.kind in ("target", "expectation")]
     parts.append(page.figure(f"{name}-latency-percentiles", percentile_points_png(points, targets, title),
@@ -404,39 +324,53 @@ def render_latency(run: RunFolder, page: Page, name: str) -> str:
 
 
 def format_result(result: LoadGenResult) -> str:
-    if result.value is None:
+    """The result as MLPerf defines it, with the plain percentile and Server's tail beside it."""
+    if result.headline is None:
         return "n/a"
-    if "latency" in (result.metric or ""):
-        return f"{result.metric.replace(' (ns)', '')}: {result.value / 1e6:.3f} ms"
-    return f"{result.metric}: {result.value:,.2f}"
+    extras = [f"{figure.name} {figure.text()}" for figure in (result.percentile, result.tail) if figure is not None]
+    return f"{result.headline.name}: {result.headline.text()}" + (f" ({'; '.join(extras)})" if extras else "")
 
 
 def accuracy_verdict(run: RunFolder) -> tuple[bool | None, str]:
-    """Whether the run's accuracy meets the 99% target, and the accuracy as a short text."""
-    recorded = (run.record or {}).get("accuracy")
-    if recorded:
-        return recorded.get("passed"), f"{100 * recorded['accuracy']:.3f}% ({recorded['correct']}/{recorded['samples']})"
+    """Whether the run's accuracy meets the 99% target (None: not judged or unknown), and the accuracy as a short text."""
+    if run.record is not None and run.record.accuracy is not None:
+        accuracy = run.record.accuracy
+        return accuracy.passed, f"{100 * accuracy.accuracy:.3f}% ({accuracy.correct}/{accuracy.samples}), {accuracy.verdict}"
     if run.accuracy_text is not None:
-        lines = run.accuracy_text.strip().splitlines()
-        passed = True if "RESULT: PASS" in lines else False if "RESULT: FAIL" in lines else None
-        return passed, lines[0] if lines else "empty accuracy.txt"
-    return None, "no accuracy.txt"
+        try:
+            stated = read_accuracy_report(run.path / ACCURACY_REPORT_FILE)
+        except AccuracyCheckError as error:
+            return None, str(error)
+        return stated.passed, f"{100 * stated.accuracy:.3f}% ({stated.correct}/{stated.total}), {verdict_word(stated.passed)}"
+    return None, f"no {ACCURACY_REPORT_FILE}"
 
 
 def invalid_reasons(run: RunFolder) -> list[str]:
-    """Why the run is not VALID: failed checks, LoadGen's errors, a run that did not finish."""
+    """Why the run is not VALID: failed checks, the early-stopping hint, LoadGen's errors, a run that did not finish."""
     reasons = [f"{check}: NO" for check in run.result.failed_checks]
+    if run.result.early_stopping:
+        reasons.append(f"early stopping: {run.result.early_stopping}")
     reasons += [f"LoadGen error: {error}" for error in run.result.errors]
-    if run.record is not None and run.record.get("status") != "finished":
-        reasons.append(f"run.json status {run.record.get('status')!r}: {run.record.get('error', 'the run did not finish')}")
+    if run.record is not None and run.record.status != "finished":
+        reasons.append(f"run.json status {run.record.status!r}: {run.record.error or 'the run did not finish'}")
     return reasons
+
+
+def overrides_note(record: RunRecord | None) -> str:
+    """Whether the run followed the config files, or was a quick run (with its overrides)."""
+    if record is None:
+        return note(f"No {RUN_RECORD_FILE}: whether this was a quick run (with overrides) is unknown.")
+    if record.settings.overrides:
+        listed = ", ".join(f"{override.option}={override.value:g}" for override in record.settings.overrides)
+        return f'<p class="quick">Quick run ({esc(listed)}): not valid for submission.</p>'
+    return note("No overrides: settings as the config files give them.")
 
 
 def render_header(run: RunFolder) -> str:
     """The verdict (big, coloured) with its reasons, the quick-run flag and the run's key facts."""
     if run.mode == "accuracy":
         passed, text = accuracy_verdict(run)
-        verdict = badge(f"ACCURACY {verdict_text(passed)}", passed) + note(
+        verdict = badge(f"ACCURACY {verdict_word(passed)}", passed) + note(
             f"Accuracy mode: LoadGen does not judge validity; accuracy {text} against the 99% target.")
     else:
         verdict = badge(run.result.validity, run.result.valid)
@@ -446,49 +380,41 @@ def render_header(run: RunFolder) -> str:
     parts = [f'<div class="verdict">{verdict}</div>']
     if reasons:
         parts.append('<ul class="reasons">' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>")
-    overrides = run.overrides
-    if overrides is None:
-        parts.append(note(f"No {RUN_RECORD_FILE}: whether this was a quick run (with overrides) is unknown."))
-    elif overrides:
-        listed = ", ".join(f"{option}={value}" for option, value in overrides)
-        parts.append(f'<p class="quick">Quick run ({esc(listed)}): not valid for submission.</p>')
-    else:
-        parts.append(note("No overrides: settings as the config files give them."))
-    record = run.record or {}
-    backend = record.get("backend") or {}
-    samples = record.get("samples") or {}
+    parts.append(overrides_note(run.record))
+    record = run.record
     facts = {
         "scenario": run.scenario,
-        "mode": run.mode + (f" (compliance {run.compliance.test})" if run.compliance else ""),
-        "backend": f"{backend['name']} on {backend.get('device', '?')}" if backend else "unknown (no run.json)",
+        "kind": record.kind if record is not None else run.mode,
+        "backend": f"{record.backend.name} on {record.backend.device}" if record is not None else "unknown (no run.json)",
         "result": format_result(run.result) if run.mode != "accuracy" else accuracy_verdict(run)[1],
-        "samples issued / completed": f"{samples['issued']} / {samples['completed']}" if samples else "n/a",
-        "started (UTC)": record.get("started_utc", "n/a"),
-        "wall time": f"{record['wall_seconds']} s" if "wall_seconds" in record else "n/a",
+        "samples issued / completed": f"{record.samples.issued} / {record.samples.completed}"
+        if record is not None and record.samples is not None else "n/a",
+        "started (UTC)": record.started_utc if record is not None else "n/a",
+        "wall time": f"{record.wall_seconds} s" if record is not None and record.wall_seconds is not None else "n/a",
         "folder": run.path,
     }
     return "".join(parts) + mapping_table(facts)
 
 
 def render_accuracy(run: RunFolder) -> str:
-    recorded = (run.record or {}).get("accuracy")
-    if not recorded and run.accuracy_text is None:
+    accuracy = run.record.accuracy if run.record is not None else None
+    if accuracy is None and run.accuracy_text is None:
         return ""
     parts = ["<h4>Accuracy</h4>"]
-    if recorded:
+    if accuracy is not None:
         rows = {
-            "accuracy": f"{100 * recorded['accuracy']:.3f}% ({recorded['correct']} of {recorded['samples']} reviews)",
-            "fp32 reference accuracy": recorded.get("reference_accuracy", "n/a"),
+            "accuracy": f"{100 * accuracy.accuracy:.3f}% ({accuracy.correct} of {accuracy.samples} reviews)",
+            "fp32 reference accuracy (whole test split)": accuracy.reference_accuracy,
         }
-        rows |= {f"{target} of the reference": verdict_text(met) for target, met in recorded.get("targets", {}).items()}
-        rows["problems in the log"] = "; ".join(recorded.get("problems", [])) or "none"
+        rows |= {f"{target} of the reference": verdict_word(met) for target, met in accuracy.targets.items()}
+        rows["problems in the log"] = "; ".join(accuracy.problems) or "none"
         parts.append(mapping_table(rows))
     if run.accuracy_text is not None:
         parts.append(f"<pre>{esc(run.accuracy_text)}</pre>")
     return "".join(parts)
 
 
-def render_compliance(results: Iterable[ComplianceResult]) -> str:
+def render_compliance(results: Iterable[ComplianceVerdicts]) -> str:
     parts = []
     for result in results:
         parts.append(f"<h4>Compliance {esc(result.test)}: {badge(verdict_text(result.passed), result.passed)}</h4>")
@@ -502,39 +428,44 @@ def detail_settings(detail: Mapping[str, object], prefix: str) -> dict[str, obje
     return {key.removeprefix(prefix): value for key, value in detail.items() if key.startswith(prefix)}
 
 
+def render_record(record: RunRecord) -> str:
+    """What ``run.json`` says of where the run's settings came from, the backend, versions and machine."""
+    settings = record.settings
+    parts = ["<p>Config files, in loading order:</p>",
+             table(((str(f.path), f.sha256) for f in settings.config_files), ("file", "sha256"))]
+    if settings.overrides:
+        parts.append("<p>Overrides:</p>" + table(((o.option, o.value, o.sets) for o in settings.overrides),
+                                                 ("option", "value", "sets")))
+    sections = {
+        "Backend": dataclasses.asdict(record.backend),
+        "SUT batching": dataclasses.asdict(record.sut),
+        "Dataset": dataclasses.asdict(record.dataset),
+        "Samples (SUT bookkeeping)": dataclasses.asdict(record.samples) if record.samples is not None else None,
+        "Versions": record.versions,
+        "Git": record.git,
+        "Machine": record.machine,
+    }
+    for title, values in sections.items():
+        if values:
+            parts.append(f"<p>{esc(title)}:</p>" + mapping_table(values))
+    parts.append(f"<p>Command:</p><pre>{esc(shlex.join(record.command))}</pre>")
+    return "".join(parts)
+
+
 def render_settings(run: RunFolder) -> str:
     parts = ["<h4>Settings</h4>"]
     effective = detail_settings(run.detail, "effective_")
-    record = run.record or {}
-    settings = record.get("settings") or {}
     if effective:
         parts.append(f"<p>Effective LoadGen settings, as LoadGen logged them ({esc(DETAIL_FILE)}):</p>")
         parts.append(mapping_table(effective))
         parts.append(collapsible("requested settings (TestSettings as passed to LoadGen)",
                                  "\n".join(f"{k} = {v}" for k, v in detail_settings(run.detail, "requested_").items())))
-    elif settings.get("effective"):
-        parts.append(f"<p>Settings passed to LoadGen ({esc(RUN_RECORD_FILE)}):</p>" + mapping_table(settings["effective"]))
-    if settings.get("config_files"):
-        parts.append("<p>Config files, in loading order:</p>")
-        parts.append(table(((f["path"], f["sha256"]) for f in settings["config_files"]), ("file", "sha256")))
-    if settings.get("overrides") or settings.get("adjustments"):
-        rows = [(o["option"], o["value"], o.get("sets", "")) for o in settings.get("overrides", [])]
-        rows += [(option, value, "adjusted to the dataset") for option, value in settings.get("adjustments", {}).items()]
-        parts.append("<p>Overrides:</p>" + table(rows, ("option", "value", "sets")))
-    sections = {
-        "Backend": record.get("backend"),
-        "Dataset": record.get("dataset"),
-        "Samples (SUT bookkeeping)": record.get("samples"),
-        "Versions": record.get("versions") or ({"LoadGen": settings["loadgen_version"]} if "loadgen_version" in settings else None),
-        "Git": record.get("git"),
-        "Machine": record.get("machine"),
-    }
-    for title, values in sections.items():
-        if values:
-            parts.append(f"<p>{esc(title)}:</p>" + mapping_table(values))
-    if record.get("command"):
-        parts.append(f"<p>Command:</p><pre>{esc(shlex.join(map(str, record['command'])))}</pre>")
-    parts.append(collapsible(SUMMARY_FILE, (run.path / SUMMARY_FILE).read_text(encoding="utf-8", errors="replace")))
+    elif run.record is not None:
+        parts.append(f"<p>Settings passed to LoadGen ({esc(RUN_RECORD_FILE)}):</p>" + mapping_table(run.record.settings.effective))
+    if run.record is not None:
+        parts.append(render_record(run.record))
+    if (run.path / SUMMARY_FILE).is_file():
+        parts.append(collapsible(SUMMARY_FILE, (run.path / SUMMARY_FILE).read_text(encoding="utf-8", errors="replace")))
     return "".join(parts)
 
 
@@ -545,10 +476,46 @@ def render_run(run: RunFolder, page: Page, name: str, heading: str, level: int =
     return f'<section id="{esc(name)}"><h{level}>{esc(heading)}</h{level}>{"".join(body)}</section>'
 
 
+def probe_rows(search: PeakSearch) -> list[tuple[object, ...]]:
+    """One row per probe of a peak search: rate, p99, completed rate, LoadGen's verdict and why, folder."""
+    rows = []
+    for number, probe in enumerate(search.probes, start=1):
+        result = probe.result
+        verdict = result.validity + (f" ({', '.join(result.failed_checks)}: NO)" if result.failed_checks else "")
+        if (more := result.more_queries_needed()) is not None:
+            verdict += f" [early stopping needs {more:,} more queries]"
+        rows.append((number, f"{probe.target_qps:,.1f}", result.percentile.text() if result.percentile else "n/a",
+                     result.headline.text() if result.headline else "n/a",
+                     verdict + (" - the peak" if probe is search.peak_probe else ""), probe.folder))
+    return rows
+
+
+def render_peak_search(run_dir: Path, record: RunRecord, page: Page) -> str:
+    """A Server peak search: the peak as the result, one row per probe, then the peak probe's own section."""
+    search = record.peak_search
+    assert search is not None
+    if search.peak_qps is not None:
+        verdict = badge(f"PEAK {search.peak_qps:,.1f} queries/s", True)
+    else:
+        verdict = badge("NO VALID RATE", False)
+    parts = [f'<div class="verdict">{verdict}</div>', f"<p>{esc(search.conclusion)}.</p>", overrides_note(record),
+             note("Each probe is a complete LoadGen performance run at one arrival rate, judged VALID or INVALID by "
+                  "LoadGen itself (latency bound, early stopping, minimum duration and queries); its logs are in "
+                  "its folder."),
+             table(probe_rows(search), ("probe", "rate (queries/s)", "p99 latency", "completed", "LoadGen verdict", "folder"))]
+    peak = search.peak_probe
+    if peak is not None:
+        probe_record = dataclasses.replace(record, wall_seconds=peak.wall_seconds, samples=peak.samples)
+        parts.append(render_run(read_run_folder(run_dir / peak.folder, probe_record), page, slug("peak", peak.folder),
+                                f"The peak probe: {peak.target_qps:,.1f} queries/s", level=3))
+    else:
+        parts.append("<h4>Settings</h4>" + render_record(record))
+    return f'<section id="peak-search"><h2>Server peak search</h2>{"".join(parts)}</section>'
+
+
 def accuracy_cell(run: RunFolder) -> str:
     """An accuracy run in one line: the accuracy and its verdict against the 99% target."""
-    passed, text = accuracy_verdict(run)
-    return f"{text}, {verdict_text(passed)}"
+    return accuracy_verdict(run)[1]
 
 
 def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) -> str:
@@ -612,17 +579,22 @@ pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; 
 def build_page(source: Path) -> tuple[str, dict[str, bytes]]:
     """The HTML page for ``source`` (a run folder or a submission tree) and its figures by file name."""
     page = Page()
-    if (source / SUMMARY_FILE).is_file() or (source / RUN_RECORD_FILE).is_file():
-        run = read_run_folder(source)
-        title = f"Run report: {run.scenario} {run.mode}"
-        body = render_run(run, page, slug(run.scenario, run.mode), f"{run.scenario} {run.mode}")
+    record = read_record(source)
+    if record is not None and record.peak_search is not None:
+        title = f"Run report: {record.scenario} peak search"
+        body = render_peak_search(source, record, page)
+    elif record is not None or (source / DETAIL_FILE).is_file():
+        run = read_run_folder(source, record)
+        kind = record.kind if record is not None else run.mode
+        title = f"Run report: {run.scenario} {kind}"
+        body = render_run(run, page, slug(run.scenario, kind), f"{run.scenario} {kind}")
     elif scenario_folders := find_scenario_folders(source):
         title = "Submission report"
         body = render_submission(source, [read_scenario(folder) for folder in scenario_folders], page)
     else:
-        raise ReportError(f"{source} is neither a run folder ({SUMMARY_FILE} is missing) nor a submission tree "
-                          f"(no results/<system>/{MODEL_NAME}/<scenario>/ below it): pass a folder written by "
-                          "'python run.py --output-dir DIR', a submission root, or its <division>/<submitter> folder")
+        raise ReportError(f"{source} is neither a run folder ({RUN_RECORD_FILE} and {DETAIL_FILE} are missing) nor a "
+                          f"submission tree (no results/<system>/{MODEL_NAME}/<scenario>/ below it): pass a folder "
+                          "written by 'python run.py --output-dir DIR', a submission root, or its <division>/<submitter> folder")
     document = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
                 f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{body}</body></html>\n")
     return document, page.figures
@@ -644,20 +616,11 @@ def write_report(source: Path, output: Path | None = None) -> Path:
     output = Path(output) if output is not None else source / "report"
     check_output_free(output)
     document, figures = build_page(source)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
+    with atomic_directory(output) as staging:
         for file_name, png in figures.items():
             (staging / file_name).write_bytes(png)
         (staging / REPORT_FILE).write_text(document, encoding="utf-8")
-        staging.chmod(0o755)
         check_output_free(output)
-        if output.exists():
-            output.rmdir()
-        os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("report with %d figure(s) written to %s", len(figures), output)
     return output / REPORT_FILE
 

@@ -3,12 +3,9 @@
     python -m tools.submission --runs RUN_DIR [RUN_DIR ...] \\
         --system configs/systems/example.yaml --output SUBMISSION_DIR
 
-Each run folder (written by ``run.py``) says in its ``run.json`` which
-scenario it ran and what kind of run it was:
-
-- performance: ``settings.mode == "performance"`` and no ``config.compliance``;
-- accuracy: ``settings.mode == "accuracy"``;
-- TEST01: ``config.compliance == "TEST01"`` (a performance-mode run).
+Each run folder (written by ``run.py``) says in its ``run.json``
+(:mod:`sut.run_record`) which scenario it ran and what kind of run it was:
+``performance``, ``accuracy`` or ``TEST01``.
 
 Its files go where :mod:`tools.submission_layout` says, below
 ``SUBMISSION_DIR/<division>/<submitter>/``; per scenario the measurements
@@ -33,11 +30,13 @@ import logging
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.weights import DEFAULT_WEIGHTS, recorded_sha256, sha256_of
+from model.weights import DEFAULT_WEIGHTS, recorded_sha256
+from qsl.files import atomic_directory, sha256_of_file
+from sut.run_files import RUN_RECORD_FILE
+from sut.run_record import RunRecord, RunRecordError, read_finished_run
 from sut.settings import MODEL_NAME
 from tools import submission_layout as layout
 from tools.system_description import SystemConfig, SystemConfigError, load_system_config, safe_name, system_description
@@ -61,40 +60,29 @@ class RunFolder:
     """One finished run and the slot (scenario and kind) it fills in the submission."""
 
     path: Path
-    record: dict
-    scenario: str
-    kind: str
+    record: RunRecord
+
+    @property
+    def scenario(self) -> str:
+        return self.record.scenario
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
 
 
 def read_run(path: Path) -> RunFolder:
-    """The run folder at ``path``, classified by its ``run.json``."""
-    path = Path(path)
-    record_path = path / layout.RUN_RECORD
+    """The finished run folder at ``path``, of a kind a submission holds."""
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except OSError as error:
+        record = read_finished_run(Path(path))
+    except RunRecordError as error:
+        raise SubmissionError(str(error)) from None
+    if record.kind not in layout.KINDS:
         raise SubmissionError(
-            f"cannot read {record_path}: {error.strerror or error}; pass folders written by run.py --output-dir"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise SubmissionError(f"{record_path} is not valid JSON ({error}); the run may have been cut short: rerun it") from None
-    status = record.get("status")
-    if status != "finished":
-        raise SubmissionError(f"run {path} has status {status!r}, not 'finished'; rerun it to completion")
-    settings, config = record.get("settings") or {}, record.get("config") or {}
-    scenario, mode, compliance = settings.get("scenario"), settings.get("mode"), config.get("compliance")
-    if compliance == "TEST01" and mode == "performance":
-        kind = "TEST01"
-    elif compliance is None and mode in ("performance", "accuracy"):
-        kind = mode
-    else:
-        raise SubmissionError(
-            f"run {path} is of a kind a submission does not hold (mode {mode!r}, compliance {compliance!r}); "
-            "pass performance, accuracy and TEST01 runs only"
+            f"run {path} is a {record.kind} run, which a submission does not hold; "
+            f"pass {', '.join(layout.KINDS)} runs only"
         )
-    if not scenario:
-        raise SubmissionError(f"{record_path} names no settings.scenario; is it a run.py record?")
-    return RunFolder(path, record, scenario, kind)
+    return RunFolder(Path(path), record)
 
 
 def slot_runs(runs: list[RunFolder]) -> dict[str, dict[str, RunFolder]]:
@@ -117,11 +105,11 @@ def _copy(source: Path, target: Path, root: Path) -> None:
     log.info("%s -> %s", source, target.relative_to(root))
 
 
-def _config_files(run: RunFolder) -> list[dict]:
-    files = run.record["settings"].get("config_files") or []
+def _config_files(run: RunFolder) -> list:
+    files = run.record.settings.config_files
     if len(files) != len(layout.MEASUREMENT_CONFIGS):
         raise SubmissionError(
-            f"{run.path / layout.RUN_RECORD} records {len(files)} config file(s) under settings.config_files, "
+            f"{run.path / RUN_RECORD_FILE} records {len(files)} config file(s) under settings.config_files, "
             f"expected {len(layout.MEASUREMENT_CONFIGS)} ({', '.join(layout.MEASUREMENT_CONFIGS)})"
         )
     return files
@@ -139,32 +127,32 @@ def copy_config_files(runs: dict[str, RunFolder], target_dir: Path, root: Path) 
     for name, recorded in zip(layout.MEASUREMENT_CONFIGS, files):
         for other in runs.values():
             other_file = _config_files(other)[layout.MEASUREMENT_CONFIGS.index(name)]
-            if other_file["sha256"] == recorded["sha256"]:
+            if other_file.sha256 == recorded.sha256:
                 continue
             message = (
                 f"the {main.kind} run {main.path} and the {other.kind} run {other.path} of {main.scenario} loaded different "
-                f"{name} files ({recorded['path']}, {other_file['path']})"
+                f"{name} files ({recorded.path}, {other_file.path})"
             )
             if name == "mlperf.conf":
                 raise SubmissionError(message + "; rerun them under the same --mlperf-conf")
             log.warning("%s; the measurements folder keeps the %s run's", message, main.kind)
-        source = Path(recorded["path"])
+        source = Path(recorded.path)
         if not source.is_file():
             raise SubmissionError(
-                f"{name} of run {main.path} was {source}, which no longer exists; restore it (sha256 {recorded['sha256']})"
+                f"{name} of run {main.path} was {source}, which no longer exists; restore it (sha256 {recorded.sha256})"
             )
-        current = sha256_of(source)
-        if current != recorded["sha256"]:
+        current = sha256_of_file(source)
+        if current != recorded.sha256:
             raise SubmissionError(
                 f"{source} changed since run {main.path} loaded it (sha256 now {current}, "
-                f"recorded {recorded['sha256']}); restore the file as it was, or rerun with the current one"
+                f"recorded {recorded.sha256}); restore the file as it was, or rerun with the current one"
             )
         _copy(source, target_dir / name, root)
 
 
-def command_line(record: dict) -> str:
+def command_line(record: RunRecord) -> str:
     """The command a run's record holds, as one shell line (``python`` before a script)."""
-    command = [str(word) for word in record.get("command") or ["(not recorded)"]]
+    command = list(record.command) or ["(not recorded)"]
     if command[0].endswith(".py"):
         command.insert(0, "python")
     return shlex.join(command)
@@ -178,13 +166,12 @@ def readme_text(scenario: str, runs: dict[str, RunFolder], system_name: str) -> 
         if run is None:
             continue
         record = run.record
-        git = record.get("git") or {}
-        configs = ", ".join(f"{f['path']} (sha256 {f['sha256'][:12]}...)" for f in _config_files(run))
+        configs = ", ".join(f"{f.path} (sha256 {f.sha256[:12]}...)" for f in _config_files(run))
         lines += [
             f"## {kind}", "", "    " + command_line(record), "",
-            f"Started {record.get('started_utc', '?')} (UTC), {record.get('wall_seconds', '?')} s; "
-            f"backend {record.get('backend', {}).get('name', '?')}; git commit {git.get('commit', '?')}"
-            + (" with uncommitted changes" if git.get("dirty") else "") + f"; run folder {run.path}; "
+            f"Started {record.started_utc} (UTC), {record.wall_seconds} s; "
+            f"backend {record.backend.name}; git commit {record.git.get('commit', '?')}"
+            + (" with uncommitted changes" if record.git.get("dirty") else "") + f"; run folder {run.path}; "
             f"configs {configs}.", "",
         ]
     return "\n".join(lines)
@@ -192,22 +179,21 @@ def readme_text(scenario: str, runs: dict[str, RunFolder], system_name: str) -> 
 
 def implementation_description(run: RunFolder) -> dict[str, object]:
     """The implementation JSON of a scenario (weights and data types), from its performance run's record."""
-    backend = run.record.get("backend") or {}
-    weights_sha256 = backend.get("weights_sha256")
-    retraining = "no" if weights_sha256 == recorded_sha256(DEFAULT_WEIGHTS) else (
-        f"yes: not the project's shipped weights {DEFAULT_WEIGHTS.name} (sha256 {weights_sha256})"
+    backend = run.record.backend
+    retraining = "no" if backend.weights_sha256 == recorded_sha256(DEFAULT_WEIGHTS) else (
+        f"yes: not the project's shipped weights {DEFAULT_WEIGHTS.name} (sha256 {backend.weights_sha256})"
     )
     return {
         "input_data_types": INPUT_DATA_TYPES,
         "retraining": retraining,
-        "starting_weights_filename": Path(backend.get("weights", "unknown")).name,
-        "starting_weights_sha256": weights_sha256,
-        "weight_transformations": WEIGHT_TRANSFORMATIONS.get(backend.get("name"), "none"),
+        "starting_weights_filename": Path(backend.weights).name,
+        "starting_weights_sha256": backend.weights_sha256,
+        "weight_transformations": WEIGHT_TRANSFORMATIONS.get(backend.name, "none"),
         "weight_data_types": WEIGHT_DATA_TYPES,
-        "backend": backend.get("name"),
-        "device": backend.get("device"),
-        "threads": backend.get("threads"),
-        "loadgen_version": run.record["settings"].get("loadgen_version"),
+        "backend": backend.name,
+        "device": backend.device,
+        "threads": backend.threads,
+        "loadgen_version": run.record.settings.loadgen_version,
     }
 
 
@@ -222,7 +208,7 @@ def _place_run(run: RunFolder, base: Path, system: str, root: Path) -> None:
 
 
 def _warn_if_other_machine(run: RunFolder, description: dict[str, object]) -> None:
-    processor = (run.record.get("machine") or {}).get("processor")
+    processor = run.record.machine.get("processor")
     if processor and processor != description["host_processor_model_name"]:
         log.warning(
             "run %s ran on a %s, but this machine (described in systems/) is a %s",
@@ -245,7 +231,7 @@ def write_tree(root: Path, slots: dict[str, dict[str, RunFolder]], config: Syste
         copy_config_files(runs, measurements, root)
         (measurements / layout.MEASUREMENT_README).write_text(readme_text(scenario, runs, config.system_name))
         main = main_run(runs)
-        implementation = safe_name(main.record.get("backend", {}).get("name", "unknown"))
+        implementation = safe_name(main.record.backend.name)
         (base / layout.implementation_file(system, implementation, scenario)).write_text(
             json.dumps(implementation_description(main), indent=2) + "\n"
         )
@@ -266,14 +252,8 @@ def assemble(run_dirs: list[Path], system_yaml: Path, output: Path) -> Path:
         raise SubmissionError(f"output folder {output} already exists; a submission is never written over: choose another --output")
     config = load_system_config(system_yaml)
     slots = slot_runs([read_run(path) for path in run_dirs])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
+    with atomic_directory(output) as staging:
         base = write_tree(staging, slots, config)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output / base.relative_to(staging)
 
 

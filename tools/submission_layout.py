@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
+from sut.run_files import ACCURACY_REPORT_FILE
 from sut.run_files import RUN_RECORD_FILE as RUN_RECORD
 from sut.run_files import SUT_TIMINGS_FILE as SUT_TIMINGS
 from sut.run_files import VERIFY_ACCURACY_FILE as VERIFY_ACCURACY
 from sut.run_files import VERIFY_PERFORMANCE_FILE as VERIFY_PERFORMANCE
 from sut.settings import MODEL_NAME
-from tools.accuracy_imdb import REPORT_NAME
 
 PERFORMANCE_RUN = PurePosixPath("performance", "run_1")
 MEASUREMENT_CONFIGS = ("mlperf.conf", "user.conf")  # in the order run.json's config_files lists them
@@ -56,7 +56,7 @@ RUN_FILES: dict[str, tuple[Placement, ...]] = {
         Placement(SUT_TIMINGS, PERFORMANCE_RUN / SUT_TIMINGS, required=False),
     ),
     "accuracy": tuple(
-        Placement(name, PurePosixPath("accuracy", name)) for name in (SUMMARY_FILE, DETAIL_FILE, ACCURACY_FILE, REPORT_NAME)
+        Placement(name, PurePosixPath("accuracy", name)) for name in (SUMMARY_FILE, DETAIL_FILE, ACCURACY_FILE, ACCURACY_REPORT_FILE)
     ),
     "TEST01": (
         Placement(VERIFY_ACCURACY, PurePosixPath(VERIFY_ACCURACY)),

@@ -1,0 +1,88 @@
+"""Files written whole or not at all, and the sha256 that names a file's content.
+
+Every file this project writes that someone may read later (run records,
+verdicts, caches, weights, reports) goes through :func:`atomic_write` or
+:func:`atomic_directory`: the content is written under a temporary name in the
+target's own folder and renamed into place only once it is complete, so a
+crash, a full disk or an interrupt never leaves a half-written file under
+the real name, and the temporary file is removed on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+#: bytes read at a time when hashing a file
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def sha256_of_file(path: Path) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A binary stream whose content replaces ``path`` when the ``with`` block ends without an error.
+
+    The stream writes to a hidden temporary file beside ``path``; on success it
+    is flushed, given ``mode`` and renamed over ``path``; on any error
+    (``BaseException`` included) it is deleted and ``path`` is left as it was.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``, whole or not at all."""
+    with atomic_write(path) as stream:
+        stream.write(data)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8), whole or not at all."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A new empty folder that becomes ``target`` when the ``with`` block ends without an error.
+
+    ``target`` must not exist (or be an empty folder, which is replaced); the
+    staging folder is created beside it, so the final rename stays on one file
+    system. On any error the staging folder and everything in it is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; results are meant to be shared
+        yield staging
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,105 @@
+"""The highest Server arrival rate that LoadGen judges VALID: a search over full LoadGen runs.
+
+``run.py --scenario Server --find-peak-performance`` probes rates the way
+LoadGen's own FindPeakPerformance mode does (start at the target rate, double
+it until a probe fails, then bisect), but each probe is a complete LoadGen
+performance run with its own folder of logs (``probes/NN-<rate>qps/``) and its
+own verdict. LoadGen's mode judges its probes by the latency bound alone (not
+by early stopping or the minimum duration), logs no result per probe and
+writes one summary for the whole search, whose verdict can contradict the
+peak it reports; here every row of the search is a run a submitter can read.
+
+The search ends when the bracket [highest VALID rate, lowest INVALID rate
+above it] is narrower than ``tolerance`` times its lower end. The peak is the
+highest rate whose probe was VALID; when the starting rate itself is INVALID
+there is no peak (lower ``--qps`` and search again), as in LoadGen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sut.loadgen_log import LoadGenResult
+from sut.ledger import SampleCounts
+
+log = logging.getLogger(__name__)
+
+#: the bracket is narrow enough when (invalid - valid) <= this fraction of the valid rate
+DEFAULT_TOLERANCE = 0.02
+#: doublings of the starting rate before the search gives up looking for an INVALID rate
+MAX_DOUBLINGS = 12
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe of the search: the arrival rate tried (queries/s), where its logs are, and LoadGen's verdict."""
+
+    target_qps: float
+    folder: str
+    result: LoadGenResult
+    samples: SampleCounts
+    wall_seconds: float
+
+    @property
+    def valid(self) -> bool:
+        return self.result.valid is True
+
+
+@dataclass
+class PeakSearch:
+    """A finished search: every probe in the order run, and the peak (None when no rate was VALID)."""
+
+    start_qps: float
+    tolerance: float
+    probes: list[Probe] = field(default_factory=list)
+    peak_qps: float | None = None
+    conclusion: str = ""
+
+    @property
+    def peak_probe(self) -> Probe | None:
+        """The VALID probe at the peak rate."""
+        return next((probe for probe in self.probes if probe.valid and probe.target_qps == self.peak_qps), None)
+
+
+def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance: float = DEFAULT_TOLERANCE,
+                max_doublings: int = MAX_DOUBLINGS) -> PeakSearch:
+    """Search the highest VALID rate from ``start_qps``, calling ``run_probe(rate)`` for each probe."""
+    if not start_qps > 0 or not 0 < tolerance < 1:
+        raise ValueError(f"the search needs a start rate > 0 and a tolerance in (0, 1), got {start_qps}, {tolerance}")
+    search = PeakSearch(start_qps, tolerance)
+
+    def probe(rate: float) -> bool:
+        result = run_probe(rate)
+        search.probes.append(result)
+        log.info("probe %d at %.1f queries/s: %s", len(search.probes), rate, result.result.validity)
+        return result.valid
+
+    if not probe(start_qps):
+        search.conclusion = (f"no rate was VALID: the starting rate {start_qps:g} queries/s already failed; "
+                             "lower --qps and search again")
+        return search
+    valid_rate, invalid_rate = start_qps, None
+    for _ in range(max_doublings):
+        rate = 2 * valid_rate
+        if probe(rate):
+            valid_rate = rate
+        else:
+            invalid_rate = rate
+            break
+    if invalid_rate is None:
+        search.peak_qps = valid_rate
+        search.conclusion = (f"every probe up to {valid_rate:g} queries/s was VALID ({max_doublings} doublings): "
+                             "the peak is at least that; start higher with --qps")
+        return search
+    while invalid_rate - valid_rate > tolerance * valid_rate:
+        rate = (valid_rate + invalid_rate) / 2
+        if probe(rate):
+            valid_rate = rate
+        else:
+            invalid_rate = rate
+    search.peak_qps = valid_rate
+    search.conclusion = (f"{valid_rate:g} queries/s was VALID and {invalid_rate:g} INVALID: the peak lies between "
+                         f"them (within {100 * tolerance:g}%)")
+    return search

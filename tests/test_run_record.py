@@ -1,0 +1,110 @@
+"""run.json: one writer, one reader, a version, and every field's type checked on reading."""
+
+from __future__ import annotations
+
+import json
+import pytest
+
+from qsl.files import atomic_directory, atomic_write, write_text_atomically
+from sut.accuracy import AccuracySummary
+from sut.ledger import SampleCounts
+from sut.loadgen_log import Figure, LoadGenResult
+from sut.run_record import (
+    RECORD_VERSION, BackendInfo, DatasetInfo, RunRecord, RunRecordError, SutInfo, read_finished_run, read_run_record,
+)
+from sut.settings import load_run_settings
+
+
+def a_record(**changes) -> RunRecord:
+    settings = load_run_settings("SingleStream", "performance", duration_s=1).record()
+    record = RunRecord(
+        version=RECORD_VERSION, kind="performance", status="finished", scenario="SingleStream",
+        started_utc="2026-01-02T03:04:05+00:00", command=["run.py", "--time", "1"], config={"scenario": "SingleStream"},
+        backend=BackendInfo("folded", "cpu", None, "model/seq2cnn.safetensors", "ab" * 32),
+        sut=SutInfo(64, 16384, 0.5, 1), dataset=DatasetInfo("data.tar.gz", 100, 25_000), settings=settings,
+        versions={"python": "3.11"}, git={"commit": "abc", "dirty": False}, machine={"processor": "cpu"},
+        wall_seconds=1.5, samples=SampleCounts(10, 10, 0, 0, 0),
+        result=LoadGenResult("SingleStream", "performance", True,
+                             headline=Figure("early-stopping p90 latency estimate", "early_stopping_latency_ss", 4e5, "ns"),
+                             latencies_ns={90.0: 3.9e5, 99.9: 1e6}),
+        accuracy=AccuracySummary(0.9, 90, 100, False, 0.88, "MODEL.md", {"99%": None}, {"entries": 100}, [], None),
+    )
+    for name, value in changes.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_a_record_reads_back_as_written(tmp_path):
+    record = a_record()
+    record.write(tmp_path)
+    again = read_run_record(tmp_path)
+    assert again == record
+    assert again.result.latencies_ns == {90.0: 3.9e5, 99.9: 1e6} and again.settings.quick_run
+    assert json.loads((tmp_path / "run.json").read_text())["version"] == RECORD_VERSION
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_record_of_another_format_version_is_refused(tmp_path):
+    a_record().write(tmp_path)
+    data = json.loads((tmp_path / "run.json").read_text())
+    del data["version"]
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RunRecordError, match="format version 1 \\(no version field\\), this release reads version 2"):
+        read_run_record(tmp_path)
+
+
+def test_a_field_of_the_wrong_type_is_named(tmp_path):
+    a_record().write(tmp_path)
+    data = json.loads((tmp_path / "run.json").read_text())
+    data["result"]["headline"]["value"] = "fast"
+    data["kind"] = "benchmark"
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RunRecordError) as raised:
+        read_run_record(tmp_path, "performance run")
+    message = str(raised.value)
+    assert message.startswith(f"performance run {tmp_path}:") and "2 problem(s)" in message
+    assert "kind:" in message and "result.headline.value:" in message
+
+
+def test_missing_and_truncated_records_say_what_to_do(tmp_path):
+    with pytest.raises(RunRecordError, match="no run.json there; pass the folder of a run made by run.py"):
+        read_run_record(tmp_path)
+    (tmp_path / "run.json").write_text('{"version": 2, "kind":')
+    with pytest.raises(RunRecordError, match="is not valid JSON"):
+        read_run_record(tmp_path)
+
+
+def test_only_a_finished_run_is_read_as_finished(tmp_path):
+    a_record(status="failed", error="RuntimeError: boom").write(tmp_path)
+    with pytest.raises(RunRecordError, match="did not finish \\(status 'failed': RuntimeError: boom\\)"):
+        read_finished_run(tmp_path)
+
+
+def test_an_atomic_write_that_fails_leaves_the_earlier_file_and_no_temporary(tmp_path):
+    target = tmp_path / "result.txt"
+    write_text_atomically(target, "earlier")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as stream:
+            stream.write(b"half of the new")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "earlier"
+    assert [path.name for path in tmp_path.iterdir()] == ["result.txt"]
+
+
+def test_an_atomic_directory_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "tree"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(target) as staging:
+            (staging / "a.txt").write_text("a")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("a")
+    assert [path.name for path in target.iterdir()] == ["a.txt"] and list(tmp_path.iterdir()) == [target]
+
+
+def test_paths_in_the_record_are_strings(tmp_path):
+    record = a_record()
+    record.write(tmp_path)
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert data["settings"]["config_files"][0]["path"] == str(record.settings.config_files[0].path)
