@@ -150,6 +150,9 @@ def print_summary(outcome: RunOutcome) -> None:
         if (more := result.more_queries_needed()) is not None:
             print(f"Early stop : LoadGen would need at least {more:,} more queries for its percentile estimate: "
                   "run longer (--time) or faster (--qps)")
+        elif result.missed_latency_bound and record.scenario == "Server":
+            print("Latency    : the latency bound was missed at this arrival rate: lower --qps "
+                  "(or find the highest rate with --find-peak-performance)")
     if record.accuracy is not None:
         print(f"Accuracy   : {record.accuracy.summary_line()}")
     if outcome.verification is not None:

@@ -128,8 +128,16 @@ class LoadGenResult:
     def validity(self) -> str:
         return {True: "VALID", False: "INVALID", None: "n/a"}[self.valid]
 
+    @property
+    def missed_latency_bound(self) -> bool:
+        """Whether LoadGen found the latency at the target percentile over the bound (Server)."""
+        return VALIDITY_CHECKS["result_perf_constraints_met"] in self.failed_checks
+
     def more_queries_needed(self) -> int | None:
-        """How many more queries LoadGen's early stopping asked for, when it was not met."""
+        """How many more queries LoadGen's early stopping asked for, when that, not the latency bound, failed
+        the run (so that a longer run may pass); None otherwise."""
+        if self.missed_latency_bound:
+            return None
         match = MORE_QUERIES.search(self.early_stopping or "")
         return int(match["count"]) if match else None
 
