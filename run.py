@@ -2,7 +2,7 @@
 
     python run.py --scenario SingleStream                 # performance run, full rules (10 minutes)
     python run.py --scenario Offline --accuracy           # accuracy run + checker
-    python run.py --scenario Server --time 30 --qps 1000  # quick run (not valid for submission)
+    python run.py --scenario Server --time 30 --qps 100   # quick run (not valid for submission)
     python run.py --scenario Offline --compliance TEST01 --accuracy-run A --performance-run P
     python run.py --scenario Server --find-peak-performance --time 10   # the highest VALID Server rate
 

@@ -47,10 +47,10 @@ def extract_archive(archive: Path, target: Path) -> None:
                     check_member(member)
                 for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
                     tar.extract(member, staging, filter="data")
-    except OSError:
+    except OSError as error:
         if not target.is_dir():  # else another process finished the same extraction first
-            raise DatasetError(f"cannot extract {archive} into {target.parent}: check the file, the free space, "
-                               "or set SEQ2CNN_CACHE_DIR to a writable folder") from None
+            raise DatasetError(f"cannot extract {archive} into {target.parent} ({error}): check the file, the free "
+                               "space, or set SEQ2CNN_CACHE_DIR to a writable folder") from None
     except (tarfile.TarError, EOFError) as error:
         raise DatasetError(f"cannot extract {archive}: {error}; check the file or download it again") from error
 

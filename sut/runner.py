@@ -125,6 +125,10 @@ class RunOutcome:
     verification: Verification | None = None
 
 
+def _output_exists(path: Path) -> RunError:
+    return RunError(f"output folder {path} already exists; runs never overwrite earlier results: choose another --output-dir")
+
+
 def new_run_dir(config: RunConfig) -> Path:
     """The run's folder, created empty: ``--output-dir`` (which must not exist), else a new
     ``results/<UTC time>-<scenario>-<kind>`` (``-2``, ``-3``, ... for runs started in the same second)."""
@@ -134,8 +138,7 @@ def new_run_dir(config: RunConfig) -> Path:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             run_dir.mkdir()
         except FileExistsError:
-            raise RunError(f"output folder {run_dir} already exists; runs never overwrite earlier results: "
-                           "choose another --output-dir") from None
+            raise _output_exists(run_dir) from None
         return run_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.kind}"
@@ -153,8 +156,7 @@ def new_run_dir(config: RunConfig) -> Path:
 def _refuse_existing_output(config: RunConfig) -> None:
     """Refuse an ``--output-dir`` that exists before anything is loaded (the folder is claimed later)."""
     if config.output_dir is not None and (Path(config.output_dir).exists() or Path(config.output_dir).is_symlink()):
-        raise RunError(f"output folder {config.output_dir} already exists; runs never overwrite earlier results: "
-                       "choose another --output-dir")
+        raise _output_exists(Path(config.output_dir))
 
 
 def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float:

@@ -165,7 +165,7 @@ def read_run_folder(path: Path, record: RunRecord | None = None) -> RunFolder:
             record=record,
             accuracy_text=accuracy_path.read_text(encoding="utf-8", errors="replace") if accuracy_path.is_file() else None,
             timings=read_sut_timings(path / SUT_TIMINGS_FILE),
-            compliance=read_verdicts(path, record.kind) if record is not None and record.compliance else read_verdicts(path),
+            compliance=read_verdicts(path),
         )
     except (LoadGenLogError, TimingsError) as error:
         raise ReportError(str(error)) from None
@@ -513,11 +513,6 @@ def render_peak_search(run_dir: Path, record: RunRecord, page: Page) -> str:
     return f'<section id="peak-search"><h2>Server peak search</h2>{"".join(parts)}</section>'
 
 
-def accuracy_cell(run: RunFolder) -> str:
-    """An accuracy run in one line: the accuracy and its verdict against the 99% target."""
-    return accuracy_verdict(run)[1]
-
-
 def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) -> str:
     """An overview table, each system's description, then one section per scenario."""
     overview, sections, systems_seen = [], [], set()
@@ -528,7 +523,7 @@ def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) 
             f"{entry.division}/{entry.submitter}", entry.system, entry.scenario,
             ", ".join(run.result.validity for run in performance) or "missing",
             ", ".join(format_result(run.result) for run in performance) or "n/a",
-            accuracy_cell(accuracy[0]) if accuracy else "missing",
+            accuracy_verdict(accuracy[0])[1] if accuracy else "missing",
             ", ".join(f"{c.test} {verdict_text(c.passed)}" for c in entry.compliance) or "none",
         ))
         system_key = (entry.division, entry.submitter, entry.system)
