@@ -81,15 +81,20 @@ def test_compliance_verdicts_in_a_run_folder(runs, tmp_path):
 
 
 def build_submission(root: Path, runs: dict[str, Path]) -> Path:
-    """``root/closed/Acme`` with one system, Server's runs and TEST01 verdicts, and an empty Offline folder."""
+    """``root/closed/Acme`` with one system, Server's runs (LoadGen's logs in results/, the project's records in
+    documentation/runs/) and TEST01 verdicts, and an empty Offline folder."""
     submitter = root / "closed" / "Acme"
     (submitter / "systems").mkdir(parents=True)
     (submitter / "systems" / "box.json").write_text(json.dumps({"system_name": "box <2 cores>", "number_of_nodes": 1}))
     scenario = submitter / "results" / "box" / "seq2cnn" / "Server"
-    shutil.copytree(runs["performance"], scenario / "performance" / "run_1")
-    shutil.copytree(runs["accuracy"], scenario / "accuracy", ignore=shutil.ignore_patterns(SUT_TIMINGS_FILE))
+    records = submitter / "documentation" / "runs" / "box" / "seq2cnn" / "Server"
+    project_files = ("run.json", SUT_TIMINGS_FILE)
+    shutil.copytree(runs["performance"], scenario / "performance" / "run_1", ignore=shutil.ignore_patterns(*project_files))
+    shutil.copytree(runs["performance"], records / "performance", ignore=lambda folder, names: [
+        name for name in names if name not in project_files])
+    shutil.copytree(runs["accuracy"], scenario / "accuracy", ignore=shutil.ignore_patterns(*project_files))
     (submitter / "results" / "box" / "seq2cnn" / "Offline").mkdir()
-    test01 = submitter / "compliance" / "box" / "seq2cnn" / "Server" / "TEST01"
+    test01 = scenario / "TEST01"
     test01.mkdir(parents=True)
     (test01 / "verify_accuracy.txt").write_text("TEST PASS\n")
     (test01 / "verify_performance.txt").write_text("TEST PASS\n")
@@ -108,6 +113,8 @@ def test_submission_tree_report(level, runs, tmp_path):
     assert "Server: performance/run_1" in text and "Server: accuracy" in text and "ACCURACY NOT JUDGED" in text
     assert "Compliance TEST01: <span" in text and "TEST01 PASS" in text
     assert "missing: performance/run_1/mlperf_log_detail.txt" in text
+    # the performance run's record and timings, read from documentation/runs/
+    assert "Quick run (duration_s=1" in text and "No sut_timings.npz" not in text.split("Server: accuracy")[0]
 
 
 def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):

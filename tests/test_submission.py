@@ -2,8 +2,9 @@
 
 The runs follow short test rules (configs/mlperf.conf with a 1-second minimum
 duration and a smaller Offline minimum), so that a tree of Offline and Server
-(performance, accuracy over all 25,000 reviews, TEST01) passes the checker;
-copies of it with one fault each must be reported with their path. The
+(performance, accuracy over all 25,000 reviews, TEST01) for a datacenter
+system passes the checker; copies of it with one fault each must be reported
+with their path. The
 performance and TEST01 runs use the shipped model at a fixed pace (``paced``
 in conftest), so that their validity and TEST01's speed check do not depend
 on the machine's speed or load.
@@ -11,8 +12,10 @@ on the machine's speed or load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +25,17 @@ import run
 from sut.loadgen_log import detail_values
 from sut.run_record import read_run_record
 from tools import check_submission, submission
+from tools import submission_layout as layout
+from tools.accuracy_log_truncation import TRUNCATED_LIMIT_BYTES, truncated_content
 from tools.submission import SubmissionError, assemble
-from tools.system_description import (
-    DESCRIPTION_KEYS, SystemConfigError, load_system_config, measured_description, system_description,
-)
+from tools.system_description import load_system_config
 
 pytestmark = pytest.mark.slow  # the module's runs take a minute and a half
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SYSTEM = REPO / "configs" / "systems" / "example.yaml"
 SYSTEM = load_system_config(EXAMPLE_SYSTEM).system_id
+SUBMITTER = load_system_config(EXAMPLE_SYSTEM).submitter
 SCENARIOS = ("Offline", "Server")
 #: Short rules: LoadGen's checks stay as they are, with room for runs of seconds, and a Server bound that
 #: a busy machine meets with margin (what is tested is the tools, not the machine).
@@ -112,9 +116,19 @@ def check(tree: Path, rules: Path, capsys, *extra: str) -> tuple[int, list[str]]
 
 
 @pytest.fixture(scope="module")
-def good_tree(runs, tmp_path_factory) -> Path:
+def system_yaml(tmp_path_factory) -> Path:
+    """The example system as a datacenter system: its benchmark needs Offline and Server, the scenarios tested."""
+    path = tmp_path_factory.mktemp("system") / "datacenter.yaml"
+    text = EXAMPLE_SYSTEM.read_text()
+    assert "system_type: edge\n" in text
+    path.write_text(text.replace("system_type: edge\n", "system_type: datacenter\n"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_tree(runs, system_yaml, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("good") / "submission"
-    assemble(_scenario_runs(runs), EXAMPLE_SYSTEM, output)
+    assemble(_scenario_runs(runs), system_yaml, output)
     return output
 
 
@@ -127,91 +141,197 @@ def tree_copy(good_tree, tmp_path) -> Path:
 
 def _base(tree: Path) -> Path:
     """The example system's ``<division>/<submitter>`` folder."""
-    return tree / "closed" / "Seq2CNN-SUT_project"
+    return tree / "closed" / SUBMITTER
 
 
-def _scenario_dir(tree: Path, section: str, scenario: str) -> Path:
-    return _base(tree) / section / SYSTEM / "seq2cnn" / scenario
+def _scenario_dir(tree: Path, scenario: str) -> Path:
+    return _base(tree) / "results" / SYSTEM / "seq2cnn" / scenario
 
 
-def test_good_tree_has_every_file_and_passes_the_checker(good_tree, runs, dataset_path, capsys):
+def _files_below(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_good_tree_has_the_layout_of_its_rules_version_and_passes_the_checker(good_tree, runs, dataset_path, capsys):
     base = _base(good_tree)
+    assert sorted(path.name for path in good_tree.iterdir()) == ["README.md", "closed"]
+    assert f"MLPerf Inference {layout.RULES_VERSION} submission" in (good_tree / "README.md").read_text()
+    record = json.loads((base / "documentation" / "submission.json").read_text())
+    assert record["rules_version"] == layout.RULES_VERSION and record["benchmark"] == "seq2cnn"
     description = json.loads((base / "systems" / f"{SYSTEM}.json").read_text())
-    assert description["submitter"] == "Seq2CNN-SUT project" and description["division"] == "closed"
+    assert description["submitter"] == SUBMITTER == base.name and " " not in SUBMITTER
+    assert description["division"] == "closed" and description["accelerators_per_node"] == "0"
+    assert "No calibration and no quantization" in (base / "documentation" / "calibration.md").read_text()
+    source = _files_below(base / "src" / "seq2cnn")
+    assert {"run.py", "setup.py", "sut/runner.py", "tools/submission.py", "configs/mlperf.conf"} <= source
+    assert not [name for name in source if name.startswith(".") or "/." in name or name.endswith(".safetensors")]
     for scenario in SCENARIOS:
-        results = _scenario_dir(good_tree, "results", scenario)
-        for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "run.json"):
-            assert (results / "performance" / "run_1" / name).is_file()
-        for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json", "accuracy.txt"):
-            assert (results / "accuracy" / name).is_file()
-        test01 = _scenario_dir(good_tree, "compliance", scenario) / "TEST01"
-        for name in ("verify_accuracy.txt", "verify_performance.txt", "accuracy/mlperf_log_accuracy.json",
-                     "performance/run_1/mlperf_log_summary.txt", "performance/run_1/mlperf_log_detail.txt"):
-            assert (test01 / name).is_file()
-        measurements = _scenario_dir(good_tree, "measurements", scenario)
-        assert (measurements / "mlperf.conf").read_bytes() == runs["rules"].read_bytes()
-        assert (measurements / "user.conf").read_text() == TEST_TUNING  # the performance run's
-        readme = (measurements / "README.md").read_text()
+        folder = _scenario_dir(good_tree, scenario)
+        assert _files_below(folder) == {
+            "measurements.json", "mlperf.conf", "user.conf", "README.md",
+            "performance/run_1/mlperf_log_summary.txt", "performance/run_1/mlperf_log_detail.txt",
+            "accuracy/mlperf_log_summary.txt", "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_accuracy.json",
+            "accuracy/accuracy.txt",
+            "TEST01/verify_accuracy.txt", "TEST01/verify_performance.txt", "TEST01/accuracy/mlperf_log_accuracy.json",
+            "TEST01/accuracy/accuracy.txt", "TEST01/performance/run_1/mlperf_log_summary.txt",
+            "TEST01/performance/run_1/mlperf_log_detail.txt",
+        }, scenario
+        assert (folder / "mlperf.conf").read_bytes() == runs["rules"].read_bytes()
+        assert (folder / "user.conf").read_text() == TEST_TUNING  # the performance run's
+        readme = (folder / "README.md").read_text()
         assert all(f"run folder {runs[f'{scenario}-{kind}']};" in readme for kind in ("performance", "accuracy", "TEST01"))
-        backend = read_run_record(runs[f"{scenario}-performance"]).backend.name  # the paced shipped model
-        implementation = json.loads((measurements / f"{SYSTEM}_{backend}_{scenario}.json").read_text())
-        assert implementation["starting_weights_filename"] == "seq2cnn.safetensors"
-        assert implementation["retraining"] == "no" and implementation["weight_data_types"] == "fp32"
+        measurements = json.loads((folder / "measurements.json").read_text())
+        assert measurements["starting_weights_filename"] == "seq2cnn.safetensors"
+        assert measurements["retraining"] == "no" and measurements["weight_data_types"] == "fp32"
+        for kind, accuracy_dir in (("accuracy", folder / "accuracy"), ("TEST01", folder / "TEST01" / "accuracy")):
+            full = (runs[f"{scenario}-{kind}"] / "mlperf_log_accuracy.json").read_bytes()
+            kept = (accuracy_dir / "mlperf_log_accuracy.json").read_bytes()
+            assert len(kept) <= TRUNCATED_LIMIT_BYTES < len(full) and kept == truncated_content(full)
+            assert kept.startswith(full[:4096]) and kept.endswith(full[-4096:])
+            text = (accuracy_dir / "accuracy.txt").read_text()
+            assert text.endswith(f"\nhash={hashlib.sha256(full).hexdigest()}\n"), kind
+        assert (folder / "accuracy" / "accuracy.txt").read_text().startswith(
+            (runs[f"{scenario}-accuracy"] / "accuracy.txt").read_text())
+        for kind in layout.KINDS:
+            records = base / "documentation" / "runs" / SYSTEM / "seq2cnn" / scenario / kind
+            assert (records / "run.json").read_bytes() == (runs[f"{scenario}-{kind}"] / "run.json").read_bytes()
     assert [path.name for path in good_tree.parent.iterdir()] == ["submission"]  # no staging folder left
 
     code, lines = check(good_tree, runs["rules"], capsys)
     assert code == 0, lines
-    assert lines == [f"OK: 2 scenario(s) checked ({SYSTEM} Offline, {SYSTEM} Server), no problem"]
-    code, lines = check(base, runs["rules"], capsys, "--dataset-path", str(dataset_path))  # the submitter folder
+    assert lines == [(f"OK: 2 scenario(s) checked ({SYSTEM} Offline, {SYSTEM} Server) against the "
+                     f"{layout.RULES_VERSION} rules, no problem")]
+    code, lines = check(base, runs["rules"], capsys, "--dataset-path", str(dataset_path))  # recomputed from full logs
     assert code == 0, lines
 
 
-def test_checker_recomputes_accuracy_and_coverage_from_the_logs(tree_copy, runs, dataset_path, capsys):
-    offline = _scenario_dir(tree_copy, "results", "Offline") / "accuracy" / "mlperf_log_accuracy.json"
-    entries = json.loads(offline.read_text())
-    for entry in entries:  # every prediction flipped: accuracy about 12%
-        label = int(np.frombuffer(bytes.fromhex(entry["data"]), "<i8")[0])
-        entry["data"] = np.array([1 - label], "<i8").tobytes().hex()
-    offline.write_text(json.dumps(entries))
-    server = _scenario_dir(tree_copy, "results", "Server") / "accuracy" / "mlperf_log_accuracy.json"
-    kept = [entry for entry in json.loads(server.read_text()) if entry["qsl_idx"] < 24_900]
-    server.write_text(json.dumps(kept))
+def _changed_run(source: Path, target: Path, change_log) -> Path:
+    """A copy of the accuracy run ``source`` whose full accuracy log ``change_log`` rewrote (entries -> entries)."""
+    shutil.copytree(source, target)
+    log = target / "mlperf_log_accuracy.json"
+    log.write_text(json.dumps(change_log(json.loads(log.read_text()))))
+    return target
 
-    code, lines = check(tree_copy, runs["rules"], capsys, "--dataset-path", str(dataset_path))
+
+def test_checker_recomputes_accuracy_and_coverage_from_the_full_logs(runs, system_yaml, tmp_path, dataset_path, capsys):
+    def flip(entries):  # every prediction flipped: accuracy about 12%
+        for entry in entries:
+            label = int(np.frombuffer(bytes.fromhex(entry["data"]), "<i8")[0])
+            entry["data"] = np.array([1 - label], "<i8").tobytes().hex()
+        return entries
+
+    flipped = _changed_run(runs["Offline-accuracy"], tmp_path / "flipped", flip)
+    cut = _changed_run(runs["Server-accuracy"], tmp_path / "cut", lambda entries: [e for e in entries if e["qsl_idx"] < 24_900])
+    chosen = [flipped if path == runs["Offline-accuracy"] else cut if path == runs["Server-accuracy"] else path
+              for path in _scenario_runs(runs)]
+    tree = tmp_path / "submission"
+    assemble(chosen, system_yaml, tree)
+    assert check(tree, runs["rules"], capsys)[0] == 0  # accuracy.txt (copied from the run) states a pass
+
+    code, lines = check(tree, runs["rules"], capsys, "--dataset-path", str(dataset_path))
     assert code == 1
-    assert len(lines) == 3, lines
-    assert lines[0].startswith(f"{offline}: accuracy 11.") and "below the 99% target" in lines[0]
-    assert lines[1] == f"{server}: missing qsl_idx (100): 24900-24999 (an accuracy run covers all 25,000 test reviews)"
-    assert lines[2] == "2 problem(s) in 2 of 2 scenario(s)"
+    assert lines[0].startswith(f"{flipped / 'mlperf_log_accuracy.json'}: accuracy 11.") and "below the 99% target" in lines[0]
+    assert lines[1].startswith(f"{_scenario_dir(tree, 'Offline') / 'accuracy' / 'accuracy.txt'}: states ")
+    assert lines[2] == (f"{cut / 'mlperf_log_accuracy.json'}: missing qsl_idx (100): 24900-24999 "
+                        "(an accuracy run covers all 25,000 test reviews)")
+    assert lines[3].startswith(f"{_scenario_dir(tree, 'Server') / 'accuracy' / 'accuracy.txt'}: states ")
+    assert lines[4] == "4 problem(s) in 2 of 2 scenario(s)"
+
+
+def test_untruncated_or_unhashed_accuracy_logs_are_reported(tree_copy, runs, capsys):
+    accuracy = _scenario_dir(tree_copy, "Offline") / "accuracy"
+    shutil.copy(runs["Offline-accuracy"] / "mlperf_log_accuracy.json", accuracy / "mlperf_log_accuracy.json")
+    test01 = _scenario_dir(tree_copy, "Server") / "TEST01" / "accuracy" / "accuracy.txt"
+    test01.write_text("".join(line for line in test01.read_text().splitlines(keepends=True) if not line.startswith("hash=")))
+    code, lines = check(tree_copy, runs["rules"], capsys)
+    assert code == 1
+    size = (accuracy / "mlperf_log_accuracy.json").stat().st_size
+    assert lines == [
+        (f"{accuracy / 'mlperf_log_accuracy.json'}: mlperf_log_accuracy.json is {size:,} bytes, over the 10,240 a "
+        "submission allows: it is not truncated (build the tree with python -m tools.submission)"),
+        (f"{accuracy / 'mlperf_log_accuracy.json'}: mlperf_log_accuracy.json is not the truncated form of the full log "
+        f"{runs['Offline-accuracy'] / 'mlperf_log_accuracy.json'} (its first and last 4096 bytes)"),
+        (f"{test01.parent / 'mlperf_log_accuracy.json'}: accuracy.txt has 0 'hash=<sha256>' lines, expected one: "
+        "the sha256 of the full mlperf_log_accuracy.json"),
+        "3 problem(s) in 2 of 2 scenario(s)",
+    ]
+
+
+def test_tree_rules_on_names_files_and_documents_are_reported(tree_copy, runs, capsys):
+    base = _base(tree_copy)
+    run_1 = _scenario_dir(tree_copy, "Offline") / "performance" / "run_1"
+    (run_1 / "run.json").write_text("{}")  # the project's record, where only LoadGen's files belong
+    (base / "src" / "seq2cnn" / ".gitignore").write_text("*.pyc\n")
+    (base / "documentation" / "my notes.md").write_text("notes\n")
+    (base / "documentation" / "empty").mkdir()
+    (tree_copy / "closed" / "stray.txt").write_text("stray\n")
+    (tree_copy / "results.csv").write_text("a,b\n")
+    (base / "documentation" / "calibration.md").unlink()
+    code, lines = check(tree_copy, runs["rules"], capsys)
+    assert code == 1
+    assert lines == [
+        (f"{tree_copy / 'results.csv'}: a file at the tree's root; the rules allow only .md and .pdf files beside the "
+        "division folders"),
+        f"{tree_copy / 'closed' / 'stray.txt'}: a file in a division folder; it holds submitter folders only",
+        f"{base / 'documentation' / 'my notes.md'}: a name with a space; the rules refuse spaces in file and folder names",
+        f"{base / 'documentation' / 'empty'}: an empty folder; the rules refuse them",
+        f"{base / 'src' / 'seq2cnn' / '.gitignore'}: a name that starts with '.'; the rules refuse hidden files and folders",
+        (f"{base / 'documentation' / 'calibration.md'}: missing: a closed submission says what calibration or "
+        "quantization it did (calibration.md)"),
+        f"{run_1 / 'run.json'}: not a file the rules allow here (expected mlperf_log_detail.txt, mlperf_log_summary.txt)",
+        "7 problem(s) in 1 of 2 scenario(s) (6 outside any scenario)",
+    ]
+
+
+def test_system_description_and_scenarios_are_held_against_the_rules(tree_copy, runs, capsys):
+    base = _base(tree_copy)
+    path = base / "systems" / f"{SYSTEM}.json"
+    description = json.loads(path.read_text())
+    del description["cooling"]
+    description.update(submitter="Someone else", host_networking="", is_network="false")
+    path.write_text(json.dumps(description))
+    shutil.rmtree(_scenario_dir(tree_copy, "Server"))
+    code, lines = check(tree_copy, runs["rules"], capsys)
+    assert code == 1
+    assert lines == [
+        f"{path}: missing key(s): cooling",
+        (f"{path}: key(s) the rules want a meaningful value for are empty: host_networking (write N/A where one does "
+        "not apply)"),
+        f"{path}: submitter is 'Someone else' but the tree puts it under '{SUBMITTER}'",
+        f"{path}: key 'is_network' belongs to the network division's systems; remove it",
+        (f"{base / 'results' / SYSTEM / 'seq2cnn'}: missing scenario(s) Server: a datacenter system's seq2cnn submission "
+        "holds Server, Offline"),
+        "5 problem(s) in 0 of 1 scenario(s) (5 outside any scenario)",
+    ]
 
 
 def test_missing_log_is_reported_with_its_path(tree_copy, runs, capsys):
-    missing = _scenario_dir(tree_copy, "results", "Offline") / "accuracy" / "mlperf_log_detail.txt"
+    missing = _scenario_dir(tree_copy, "Offline") / "accuracy" / "mlperf_log_detail.txt"
     missing.unlink()
     (_base(tree_copy) / "systems" / f"{SYSTEM}.json").unlink()
     code, lines = check(tree_copy, runs["rules"], capsys)
     assert code == 1
     assert lines == [
+        f"{_base(tree_copy) / 'systems'}: an empty folder; the rules refuse them",
         f"{_base(tree_copy) / 'systems' / SYSTEM}.json: missing system description; build the tree with 'python -m tools.submission'",
-        f"{missing}: missing (Offline accuracy run)",
-        "2 problem(s) in 1 of 2 scenario(s) (1 outside any scenario)",
+        f"{missing}: missing",
+        "3 problem(s) in 1 of 2 scenario(s) (2 outside any scenario)",
     ]
 
 
-def test_invalid_performance_run_is_reported_with_loadgen_checks(runs, tmp_path, capsys):
+def test_invalid_performance_run_is_reported_with_loadgen_checks(runs, system_yaml, tmp_path, capsys):
     tree = tmp_path / "submission"
-    assemble(_scenario_runs(runs, {"Server": "invalid"}), EXAMPLE_SYSTEM, tree)
-    run_1 = _scenario_dir(tree, "results", "Server") / "performance" / "run_1"
+    assemble(_scenario_runs(runs, {"Server": "invalid"}), system_yaml, tree)
+    detail = _scenario_dir(tree, "Server") / "performance" / "run_1" / "mlperf_log_detail.txt"
     code, lines = check(tree, runs["rules"], capsys)
     assert code == 1
-    assert lines == [
-        f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID (early stopping satisfied: NO)",
-        "1 problem(s) in 1 of 2 scenario(s)",
-    ]
+    assert lines[0] == f"{detail}: result is INVALID (early stopping satisfied: NO)"
+    assert lines[1].startswith(f"{detail}: the performance run did not meet early stopping: ")
+    assert lines[2:] == ["2 problem(s) in 1 of 2 scenario(s)"]
 
 
 def test_failed_compliance_test_is_reported(tree_copy, runs, capsys):
-    verify = _scenario_dir(tree_copy, "compliance", "Offline") / "TEST01" / "verify_accuracy.txt"
+    verify = _scenario_dir(tree_copy, "Offline") / "TEST01" / "verify_accuracy.txt"
     verify.write_text(verify.read_text().replace("TEST PASS", "TEST FAIL: 3 of 4096 responses differ"))
     code, lines = check(tree_copy, runs["rules"], capsys)
     assert code == 1
@@ -220,26 +340,29 @@ def test_failed_compliance_test_is_reported(tree_copy, runs, capsys):
 
 def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     """The quick run under configs/mlperf.conf in place of the Server performance run, checked against the test rules."""
-    run_1 = _scenario_dir(tree_copy, "results", "Server") / "performance" / "run_1"
-    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "run.json"):
+    run_1 = _scenario_dir(tree_copy, "Server") / "performance" / "run_1"
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
         shutil.copy(runs["quick"] / name, run_1 / name)
-    measured_conf = _scenario_dir(tree_copy, "measurements", "Server") / "mlperf.conf"
+    record = _base(tree_copy) / "documentation" / "runs" / SYSTEM / "seq2cnn" / "Server" / "performance" / "run.json"
+    shutil.copy(runs["quick"] / "run.json", record)
+    measured_conf = _scenario_dir(tree_copy, "Server") / "mlperf.conf"
     shutil.copy(REPO / "configs" / "mlperf.conf", measured_conf)
     code, lines = check(tree_copy, runs["rules"], capsys)
     assert code == 1
+    detail = run_1 / "mlperf_log_detail.txt"
     expected = [
         f"{measured_conf}: differs from the benchmark's rules file {runs['rules']}",
-        f"{run_1 / 'mlperf_log_detail.txt'}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least 3000",
-        f"{run_1 / 'mlperf_log_detail.txt'}: min_query_count is 1; the rules ({runs['rules']}) require at least 100",
-        f"{run_1 / 'mlperf_log_detail.txt'}: target_latency_ns is 15000000; the rules ({runs['rules']}) require "
-        "exactly 100000000",
-        f"{run_1 / 'run.json'}: a quick run (duration_s=1): not valid for submission; "
-        "rerun without --time/--qps/--target-latency/--count",
+        f"{detail}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least 3000",
+        f"{detail}: min_query_count is 1; the rules ({runs['rules']}) require at least 100",
+        f"{detail}: target_latency_ns is 15000000; the rules ({runs['rules']}) require exactly 100000000",
+        (f"{record}: a quick run (duration_s=1): not valid for submission; "
+        "rerun without --time/--qps/--target-latency/--count"),
     ]
     assert [line for line in lines if line in expected] == expected
-    # 300 queries in one second are too few for early stopping: INVALID, reported on its summary.
+    # 300 queries in one second are too few for early stopping: INVALID, and early stopping not met.
     others = [line for line in lines[:-1] if line not in expected]
-    assert len(others) == 1 and others[0].startswith(f"{run_1 / 'mlperf_log_summary.txt'}: result is INVALID ("), others
+    assert len(others) == 2 and others[0].startswith(f"{detail}: result is INVALID ("), others
+    assert others[1].startswith(f"{detail}: the performance run did not meet early stopping"), others
     assert lines[-1] == f"{len(lines) - 1} problem(s) in 1 of 2 scenario(s)"
 
 
@@ -299,6 +422,14 @@ def test_unfinished_run_is_refused(runs, tmp_path):
         assemble([unfinished], EXAMPLE_SYSTEM, tmp_path / "out")
 
 
+def test_run_of_another_loadgen_series_is_refused(runs, tmp_path):
+    older = _copy_run(runs["Offline-accuracy"], tmp_path / "older", lambda r: r["settings"].update(loadgen_version="5.1.2"))
+    with pytest.raises(SubmissionError, match=rf"LoadGen 5.1.2, but this tree follows the MLPerf Inference "
+                                              rf"{layout.RULES_VERSION} rules"):
+        assemble([older], EXAMPLE_SYSTEM, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_changed_config_file_is_refused_and_nothing_is_left(runs, tmp_path):
     changed = tmp_path / "user.conf"
     changed.write_text(TEST_TUNING + "seq2cnn.Offline.target_qps = 1\n")
@@ -312,36 +443,15 @@ def test_changed_config_file_is_refused_and_nothing_is_left(runs, tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["moved", "user.conf"]
 
 
-def test_system_description_is_measured_from_this_machine():
-    measured = measured_description()
-    for key in ("host_processor_model_name", "host_processors_per_node", "host_processor_core_count",
-                "host_memory_capacity", "operating_system", "framework", "other_software_stack"):
-        assert measured[key] not in ("", None, 0), key
-    assert measured["host_processor_core_count"] * measured["host_processors_per_node"] <= measured["host_processor_vcpu_count"]
-    assert "mlcommons-loadgen" in measured["other_software_stack"] and "numba" in measured["framework"]
-    description = system_description(load_system_config(EXAMPLE_SYSTEM))
-    assert set(DESCRIPTION_KEYS) <= set(description)
+def test_runs_made_outside_git_need_the_commit_of_their_code(runs, system_yaml, tmp_path):
+    def forget_commit(record):
+        record["git"] = {"commit": "unknown", "dirty": None}
 
-
-@pytest.mark.parametrize("text, message", [
-    ("submitter: me\nsystem_name: box\ndivision: closed\nstatus: available\n",
-     "missing key(s) system_type; add them as in configs/systems/example.yaml"),
-    ("submitter: me\nsystem_name: box\ndivision: closed\nstatus: sold\nsystem_type: edge\n",
-     "status is 'sold'; expected one of available, preview, rdi"),
-    ("submitter: me\nsystem_name: box\ndivision: closed\nstatus: rdi\nsystem_type: edge\ncpu: fast\n",
-     "unknown key(s) cpu"),
-    ("- a list\n", "expected a mapping of keys"),
-    ("submitter: [unclosed\n", "is not valid YAML"),
-])
-def test_system_yaml_errors_say_what_and_where(tmp_path, text, message):
-    path = tmp_path / "system.yaml"
-    path.write_text(text)
-    with pytest.raises(SystemConfigError) as error:
-        load_system_config(path)
-    assert str(path) in str(error.value) and message in str(error.value)
-
-
-def test_missing_system_yaml_says_what_to_do(tmp_path, capsys):
-    missing = tmp_path / "absent.yaml"
-    with pytest.raises(SystemConfigError, match=f"cannot read the system description {missing}: .*example.yaml"):
-        load_system_config(missing)
+    unknown = [_copy_run(path, tmp_path / path.name, forget_commit) for path in _scenario_runs(runs)]
+    with pytest.raises(SubmissionError, match="records no git commit .* pass --source-commit"):
+        assemble(unknown, system_yaml, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    base = assemble(unknown, system_yaml, tmp_path / "out", source_commit="HEAD")
+    assert json.loads((base / "documentation" / "submission.json").read_text())["source_commit"] == head
+    assert (base / "src" / "seq2cnn" / "run.py").is_file()

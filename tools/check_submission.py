@@ -3,29 +3,43 @@
     python -m tools.check_submission SUBMISSION_DIR [--mlperf-conf configs/mlperf.conf] [--labels]
 
 ``SUBMISSION_DIR`` is the tree's root or one ``<division>/<submitter>``
-folder in it. For each system (``systems/<system>.json``) and each of its
-scenarios it reports:
+folder in it. The tree is held against the MLPerf Inference rules of
+:data:`~tools.submission_layout.RULES_VERSION` (the layout of
+:mod:`tools.submission_layout`), checking what MLPerf's own submission checker
+checks on such a tree, so that a submitter learns it here first:
 
-- every missing file: system description, measurements (``mlperf.conf``,
-  ``user.conf``, ``README.md``, implementation JSON), the performance run's
-  and the accuracy run's logs, ``accuracy.txt``, TEST01's verify files and logs;
-- a system description without its keys, or with a division other than its folder's;
-- a performance result LoadGen judged INVALID (with the checks that failed),
-  or any error LoadGen logged during the run;
-- a performance run whose settings (``mlperf_log_detail.txt``) break the
-  benchmark's rules, i.e. LoadGen's built-in rules then ``--mlperf-conf``:
-  ``min_duration_ms`` and ``min_query_count`` (Offline: samples in its one
-  query) at least the rules', and exactly the rules' latency percentile,
-  Server latency bound, MultiStream samples per query, performance sample
-  count and random seeds;
-- a quick run (``run.json`` ``settings.quick_run``), and a ``mlperf.conf``
-  in measurements that is not byte for byte the ``--mlperf-conf`` file;
-- an accuracy log that does not cover all 25,000 test reviews, or accuracy
-  below 99% of the fp32 reference: recomputed from ``mlperf_log_accuracy.json``
-  against the test labels with ``--labels`` or ``--dataset-path`` (the dataset
-  is found as every command finds it; the labels come from file names,
-  nothing is tokenized), else read from ``accuracy.txt``;
-- a TEST01 verify file without a line ``TEST PASS``.
+- the tree: nothing at its root but division folders and ``*.md``/``*.pdf``
+  files, no file directly in a division folder; below a submitter: no file or
+  folder whose name starts with ``.`` or holds a space, no ``__pycache__``, no
+  empty folder, no broken link, no file over 50 MB; ``src/`` with the code,
+  ``documentation/calibration.md``, ``documentation/submission.json`` naming
+  the rules version; a system description for every system with results and
+  results for every system description;
+- the system description: every key the rules ask for, a meaningful value
+  where they ask for one, a valid status and system type, the submitter and
+  division of its folders, no network-division keys in another division;
+- the scenarios: those the benchmark requires for the system type
+  (:data:`~tools.submission_layout.REQUIRED_SCENARIOS`), none it does not know;
+- per scenario: ``measurements.json`` with its keys, ``user.conf`` and
+  ``README.md`` not empty, a ``mlperf.conf`` byte for byte the
+  ``--mlperf-conf`` rules; exactly LoadGen's files in each log folder;
+- performance and TEST01 runs: LoadGen's errors, the logged settings against
+  the rules (LoadGen's built-in rules, then ``--mlperf-conf``: minimum
+  duration, minimum query count or Offline samples per query, latency
+  percentile and bound, samples per query, performance sample count, random
+  seeds), the LoadGen series of the rules version, early stopping met; a
+  performance run LoadGen judged INVALID (with its failed checks); a quick run
+  (from the project's record, ``documentation/runs/.../run.json``);
+- accuracy: the ``accuracy=`` figure of ``accuracy.txt`` at or above 99% of
+  the fp32 reference, its ``RESULT`` verdict, a ``hash=`` line, a truncated
+  ``mlperf_log_accuracy.json`` (at most 10 KiB), all 25,000 test reviews in the
+  run's QSL. When the full log is still where the tree's record says (the run
+  folder), its sha256 must be the stated hash, the kept bytes its truncated
+  form, and with ``--labels`` (or ``--dataset-path``) the accuracy is
+  recomputed from it against the test labels;
+- TEST01: ``verify_accuracy.txt`` with a ``TEST PASS`` line,
+  ``verify_performance.txt`` with ``TEST PASS``, its truncated accuracy log
+  with its hash.
 
 Output: one line ``PATH: problem`` per problem, then a summary line. Exit
 status 0 when there is no problem, 1 when there is any, 2 when the folder is
@@ -38,10 +52,11 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -50,21 +65,51 @@ from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
 from sut.accuracy import (
-    TARGET_FRACTIONS, AccuracyCheckError, accuracy_report, decode_accuracy_log, read_accuracy_report, reference_accuracy,
+    TARGET_FRACTIONS,
+    AccuracyCheckError,
+    accuracy_report,
+    decode_accuracy_log,
+    read_accuracy_report,
+    reference_accuracy,
 )
-from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE, detail_values, read_result
-from sut.run_files import ACCURACY_REPORT_FILE
+from sut.loadgen_log import (
+    ACCURACY_FILE,
+    DETAIL_FILE,
+    detail_entries,
+    detail_values,
+    read_result,
+)
+from sut.run_files import (
+    ACCURACY_REPORT_FILE,
+    RUN_RECORD_FILE,
+    VERIFY_ACCURACY_FILE,
+    VERIFY_PERFORMANCE_FILE,
+)
 from sut.run_record import RunRecordError, read_run_record
-from sut.settings import DEFAULT_MLPERF_CONF, SCENARIOS, ConfigError, load_run_settings
-from sut.test01 import read_verdicts
+from sut.settings import (
+    DEFAULT_MLPERF_CONF,
+    MODEL_NAME,
+    SCENARIOS,
+    ConfigError,
+    load_run_settings,
+)
+from sut.test01 import PASS_LINE
 from tools import submission_layout as layout
-from tools.system_description import ALLOWED_VALUES, DESCRIPTION_KEYS
+from tools.accuracy_log_truncation import truncation_problems
+from tools.system_description import DESCRIPTION_KEYS, MEANINGFUL_KEYS
 
 log = logging.getLogger(__name__)
 
 #: Reviews in the IMDB test split: an accuracy run must cover every one.
 TEST_REVIEWS = 25_000
 NOT_SCENARIO = "(system)"  # the scenario label of problems outside any scenario
+STATUSES = ("available", "preview", "rdi")
+#: Keys of the network division's system descriptions: their presence elsewhere changes what is required.
+NETWORK_KEY = "is_network"
+#: Files the rules allow at the tree's root besides the division folders (by suffix).
+ROOT_FILE_SUFFIXES = (".md", ".pdf")
+#: Scenarios whose result is judged with early stopping: it must have been met.
+EARLY_STOPPING_SCENARIOS = ("SingleStream", "MultiStream", "Server")
 
 
 class UsageError(RuntimeError):
@@ -171,19 +216,32 @@ def rule_violations(detail: dict[str, object], scenario: str, rules: lg.TestSett
 
 def submitter_dirs(root: Path) -> list[Path]:
     """The ``<division>/<submitter>`` folders of a tree: ``root`` itself or those two levels below it."""
-    if (root / "systems").is_dir():
+    if (root / "systems").is_dir() or (root / "results").is_dir():
         return [root]
-    found = sorted(path.parent for path in root.glob("*/*/systems") if path.is_dir())
+    found = sorted(path.parent for name in ("systems", "results") for path in root.glob(f"*/*/{name}") if path.is_dir())
+    found = sorted(set(found))
     if not found:
         raise UsageError(
-            f"{root} is not a submission tree: neither it nor any <division>/<submitter> folder below it has systems/; "
-            "pass the --output folder of 'python -m tools.submission'"
+            f"{root} is not a submission tree: neither it nor any <division>/<submitter> folder below it has systems/ "
+            "or results/; pass the --output folder of 'python -m tools.submission'"
         )
     return found
 
 
 def _subfolders(path: Path) -> set[str]:
     return {child.name for child in path.iterdir() if child.is_dir()} if path.is_dir() else set()
+
+
+def _files(path: Path) -> set[str]:
+    return {child.name for child in path.iterdir() if child.is_file()} if path.is_dir() else set()
+
+
+def _is_integer(value: object) -> bool:
+    try:
+        int(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 class SubmissionChecker:
@@ -202,58 +260,153 @@ class SubmissionChecker:
     def add(self, path: Path, message: str, system: str, scenario: str = NOT_SCENARIO) -> None:
         self.problems.append(Problem(path, message, system, scenario))
 
+    def check_root(self, root: Path) -> None:
+        """The tree's root: division folders and documents only; division folders hold submitter folders only."""
+        for child in sorted(root.iterdir()):
+            if child.is_dir() and child.name not in layout.DIVISIONS:
+                self.add(child, f"unknown folder at the tree's root; expected division folders ({', '.join(layout.DIVISIONS)})", "-")
+            elif not child.is_dir() and not child.name.endswith(ROOT_FILE_SUFFIXES):
+                self.add(child, f"a file at the tree's root; the rules allow only {' and '.join(ROOT_FILE_SUFFIXES)} "
+                                "files beside the division folders", "-")
+        for division in sorted(layout.DIVISIONS):
+            for name in sorted(_files(root / division)):
+                self.add(root / division / name, "a file in a division folder; it holds submitter folders only", "-")
+
     def check(self, base: Path) -> None:
         """Check one ``<division>/<submitter>`` folder."""
-        systems = {path.stem for path in (base / "systems").glob("*.json")}
-        for section in layout.SYSTEM_SECTIONS:
-            systems |= _subfolders(base / section)
-        if not systems:
+        self._check_names_and_files(base)
+        self._check_documents(base)
+        described = {path.stem for path in (base / "systems").glob("*.json")}
+        with_results = _subfolders(base / "results")
+        for system in sorted(described - with_results):
+            self.add(base / layout.system_file(system), "a system description without results/<system>/", system)
+        if not described | with_results:
             self.add(base / "systems", "no system description and no results", "-")
-        for system in sorted(systems):
+        for system in sorted(described | with_results):
             self._check_system(base, system)
 
+    def _check_names_and_files(self, base: Path) -> None:
+        """Names and files the rules refuse anywhere below a submitter folder."""
+        for folder, dirs, files in os.walk(base):
+            here = Path(folder)
+            dirs.sort()  # walk in a stable order, so that reports read the same every time
+            files.sort()
+            for name in dirs + files:
+                path = here / name
+                if name.startswith("."):
+                    self.add(path, "a name that starts with '.'; the rules refuse hidden files and folders", "-")
+                if " " in name:
+                    self.add(path, "a name with a space; the rules refuse spaces in file and folder names", "-")
+                if name == "__pycache__":
+                    self.add(path, "a __pycache__ folder; remove it", "-")
+                if path.is_symlink() and not path.exists():
+                    self.add(path, f"a broken link (to {os.readlink(path)})", "-")
+            for name in files:
+                path = here / name
+                if path.is_file() and path.stat().st_size > layout.FILE_SIZE_LIMIT_BYTES:
+                    self.add(path, f"{path.stat().st_size / 2**20:.1f} MiB, over the rules' 50 MB per file", "-")
+            if here != base and not dirs and not files:
+                self.add(here, "an empty folder; the rules refuse them", "-")
+
+    def _check_documents(self, base: Path) -> None:
+        if not (base / layout.SOURCE_DIR.parent).is_dir():
+            self.add(base / layout.SOURCE_DIR.parent, "missing: the code of the submission (src/)", "-")
+        if base.parent.name != "open" and not any((base / path).is_file() for path in
+                                                  (layout.CALIBRATION_FILE, PurePosixPath(layout.CALIBRATION_FILE.name))):
+            self.add(base / layout.CALIBRATION_FILE, "missing: a closed submission says what calibration or "
+                                                     "quantization it did (calibration.md)", "-")
+        path = base / layout.SUBMISSION_RECORD
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            version = record.get("rules_version") if isinstance(record, dict) else None
+        except FileNotFoundError:
+            self.add(path, f"missing: the record of the rules version ({layout.RULES_VERSION}) the tree follows", "-")
+            return
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.add(path, f"unreadable: {error}", "-")
+            return
+        if version != layout.RULES_VERSION:
+            self.add(path, f"rules_version is {version!r}; this checker knows the {layout.RULES_VERSION} layout and rules", "-")
+
+    def full_log(self, base: Path, scenario: str, kind: str) -> Path | None:
+        """Where the tree's record says the untruncated accuracy log of a run is (it may be gone)."""
+        try:
+            record = json.loads((base / layout.SUBMISSION_RECORD).read_text(encoding="utf-8"))
+            for entry in record.get("runs", []):
+                if entry.get("scenario") == scenario and entry.get("kind") == kind and entry.get("run_dir"):
+                    return Path(entry["run_dir"]) / ACCURACY_FILE
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            pass
+        return None
+
     def _check_system(self, base: Path, system: str) -> None:
-        self._check_description(base / layout.system_file(system), system, base.parent.name)
-        parents = layout.scenario_parent_dirs(system)
-        scenarios = set().union(*(_subfolders(base / parent) for parent in parents))
+        description = self._check_description(base / layout.system_file(system), system, base)
+        system_type = layout.SYSTEM_TYPES.get(str(description.get("system_type"))) if description else None
+        benchmark_parent = base / "results" / system
+        for model in sorted(_subfolders(benchmark_parent) - {MODEL_NAME}):
+            self.add(benchmark_parent / model, f"unknown benchmark folder; this tree holds {MODEL_NAME} only", system)
+        scenarios = _subfolders(base / layout.benchmark_dir(system))
         if not scenarios:
-            self.add(base / parents[1], "no scenario results for this system", system)
+            self.add(base / layout.benchmark_dir(system), "no scenario results for this system", system)
+        if system_type is not None:
+            missing = [s for s in layout.REQUIRED_SCENARIOS[system_type] if s not in scenarios]
+            if missing:
+                self.add(base / layout.benchmark_dir(system), f"missing scenario(s) {', '.join(missing)}: a "
+                         f"{system_type} system's {MODEL_NAME} submission holds "
+                         f"{', '.join(layout.REQUIRED_SCENARIOS[system_type])}", system)
+        allowed = (layout.REQUIRED_SCENARIOS[system_type] + layout.OPTIONAL_SCENARIOS[system_type]
+                   if system_type else tuple(SCENARIOS))
         for scenario in sorted(scenarios):
-            if scenario not in SCENARIOS:
-                self.add(base / parents[1] / scenario,
-                         f"unknown scenario folder {scenario!r}; expected one of {', '.join(SCENARIOS)}", system)
+            if scenario not in SCENARIOS or scenario not in allowed:
+                self.add(base / layout.scenario_dir(system, scenario),
+                         f"scenario {scenario!r} is not one of {', '.join(allowed)}" +
+                         (f" (for a {system_type} system)" if system_type else ""), system)
                 continue
             self.scenarios.append((system, scenario))
             ScenarioCheck(self, base, system, scenario).run()
 
-    def _check_description(self, path: Path, system: str, division: str) -> None:
+    def _check_description(self, path: Path, system: str, base: Path) -> dict:
         try:
             description = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             self.add(path, "missing system description; build the tree with 'python -m tools.submission'", system)
-            return
-        except (OSError, json.JSONDecodeError) as error:
+            return {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             self.add(path, f"unreadable system description: {error}", system)
-            return
+            return {}
         if not isinstance(description, dict):
             self.add(path, "the system description is not a JSON object", system)
-            return
-        missing = [key for key in DESCRIPTION_KEYS if key not in description
-                   or (description[key] in ("", None) and not key.endswith("_notes"))]
+            return {}
+        missing = [key for key in DESCRIPTION_KEYS if key not in description]
         if missing:
-            self.add(path, f"missing or empty key(s): {', '.join(missing)}", system)
-        for key, allowed in ALLOWED_VALUES.items():
-            if key in description and description[key] not in allowed:
-                self.add(path, f"{key} is {description[key]!r}; expected one of {', '.join(allowed)}", system)
-        if description.get("division") in ALLOWED_VALUES["division"] and description["division"] != division:
-            self.add(path, f"division is {description['division']!r} but the tree puts it under {division!r}", system)
+            self.add(path, f"missing key(s): {', '.join(missing)}", system)
+        empty = [key for key in MEANINGFUL_KEYS if key in description and description[key] in ("", None)]
+        if empty:
+            self.add(path, f"key(s) the rules want a meaningful value for are empty: {', '.join(empty)} "
+                           "(write N/A where one does not apply)", system)
+        if str(description.get("status", "")).lower() not in STATUSES:
+            self.add(path, f"status is {description.get('status')!r}; expected one of {', '.join(STATUSES)}", system)
+        if description.get("system_type") not in layout.SYSTEM_TYPES:
+            self.add(path, f"system_type is {description.get('system_type')!r}; expected one of "
+                           f"{', '.join(layout.SYSTEM_TYPES)}", system)
+        for key in ("number_of_nodes", "accelerators_per_node"):
+            if key in description and not _is_integer(description[key]):
+                self.add(path, f"{key} is {description[key]!r}; expected a whole number (e.g. \"0\")", system)
+        if str(description.get("submitter", "")).lower() != base.name.lower():
+            self.add(path, f"submitter is {description.get('submitter')!r} but the tree puts it under {base.name!r}", system)
+        if str(description.get("division", "")).lower() != base.parent.name.lower():
+            self.add(path, f"division is {description.get('division')!r} but the tree puts it under {base.parent.name!r}",
+                     system)
+        if NETWORK_KEY in description and base.parent.name != "network":
+            self.add(path, f"key {NETWORK_KEY!r} belongs to the network division's systems; remove it", system)
+        return description
 
     def summary(self) -> str:
         """The last line of the report."""
         checked = len(self.scenarios)
         if not self.problems:
             listed = ", ".join(f"{system} {scenario}" for system, scenario in self.scenarios)
-            return f"OK: {checked} scenario(s) checked ({listed}), no problem"
+            return f"OK: {checked} scenario(s) checked ({listed}) against the {layout.RULES_VERSION} rules, no problem"
         concerned = {(p.system, p.scenario) for p in self.problems if p.scenario != NOT_SCENARIO}
         outside = sum(p.scenario == NOT_SCENARIO for p in self.problems)
         line = f"{len(self.problems)} problem(s) in {len(concerned)} of {checked} scenario(s)"
@@ -265,50 +418,74 @@ class ScenarioCheck:
 
     def __init__(self, checker: SubmissionChecker, base: Path, system: str, scenario: str):
         self.checker, self.base, self.system, self.scenario = checker, base, system, scenario
-        self.results = base / layout.kind_dir(system, scenario, "performance")
-        self.compliance = base / layout.kind_dir(system, scenario, "TEST01")
-        self.measurements = base / layout.measurements_dir(system, scenario)
+        self.folder = base / layout.scenario_dir(system, scenario)
 
     def add(self, path: Path, message: str) -> None:
         self.checker.add(path, message, self.system, self.scenario)
 
     def run(self) -> None:
-        present = self._check_files()
         self._check_measurements()
-        if {SUMMARY_FILE, DETAIL_FILE} <= present["performance"]:
-            self._check_performance(self.results / layout.PERFORMANCE_RUN)
-        if layout.RUN_RECORD in present["performance"]:
-            self._check_quick_run(self.results / layout.PERFORMANCE_RUN)
-        if {SUMMARY_FILE, DETAIL_FILE} <= present["accuracy"]:
-            self._check_mode(self.results / "accuracy", "AccuracyOnly")
-        if ACCURACY_FILE in present["accuracy"]:
-            self._check_accuracy(self.results / "accuracy")
-        if present["TEST01"] & {layout.VERIFY_ACCURACY, layout.VERIFY_PERFORMANCE}:
-            self._check_verdicts(self.compliance)
-
-    def _check_files(self) -> dict[str, set[str]]:
-        """Report each missing required file; returns the sources present, by kind."""
-        present: dict[str, set[str]] = {}
-        for kind in layout.KINDS:
-            folder = self.base / layout.kind_dir(self.system, self.scenario, kind)
-            present[kind] = set()
-            for placement in layout.RUN_FILES[kind]:
-                if (folder / placement.target).is_file():
-                    present[kind].add(placement.source)
-                elif placement.required:
-                    self.add(folder / placement.target, f"missing ({self.scenario} {kind} run)")
-        return present
+        present = self._check_files()
+        performance = self.folder / layout.PERFORMANCE_RUN
+        if DETAIL_FILE in present[layout.PERFORMANCE_RUN]:
+            self._check_performance(performance, "performance", must_be_valid=True)
+        self._check_quick_run()
+        accuracy = self.folder / "accuracy"
+        if DETAIL_FILE in present[PurePosixPath("accuracy")]:
+            self._check_accuracy_run(accuracy)
+        if {ACCURACY_FILE, ACCURACY_REPORT_FILE} <= present[PurePosixPath("accuracy")]:
+            self._check_accuracy(accuracy)
+        test01 = self.folder / "TEST01"
+        if DETAIL_FILE in present[PurePosixPath("TEST01") / layout.PERFORMANCE_RUN]:
+            self._check_performance(test01 / layout.PERFORMANCE_RUN, "TEST01", must_be_valid=False)
+        if {ACCURACY_FILE, ACCURACY_REPORT_FILE} <= present[PurePosixPath("TEST01", "accuracy")]:
+            self._check_truncation(test01 / "accuracy", "TEST01")
+        self._check_verdicts(test01)
 
     def _check_measurements(self) -> None:
-        for name in (*layout.MEASUREMENT_CONFIGS, layout.MEASUREMENT_README):
-            if not (self.measurements / name).is_file():
-                self.add(self.measurements / name, "missing (measurements)")
-        pattern = layout.implementation_file(self.system, "*", self.scenario).name
-        if not any(self.measurements.glob(pattern)):
-            self.add(self.measurements / pattern, "missing implementation description (measurements)")
-        conf = self.measurements / "mlperf.conf"
+        for name in (layout.MEASUREMENT_README, "user.conf"):
+            path = self.folder / name
+            if not path.is_file():
+                self.add(path, "missing (the scenario's measurements)")
+            elif path.stat().st_size == 0:
+                self.add(path, "empty (the scenario's measurements)")
+        conf = self.folder / "mlperf.conf"
         if conf.is_file() and conf.read_bytes() != self.checker.reference_conf:
             self.add(conf, f"differs from the benchmark's rules file {self.checker.mlperf_conf}")
+        path = self.folder / layout.MEASUREMENTS_FILE
+        try:
+            measurements = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.add(path, "missing: the implementation's weights and data types")
+            return
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.add(path, f"unreadable: {error}")
+            return
+        if not isinstance(measurements, dict):
+            self.add(path, "not a JSON object")
+            return
+        missing = [key for key in layout.MEASUREMENTS_KEYS if not measurements.get(key)]
+        if missing:
+            self.add(path, f"missing or empty key(s): {', '.join(missing)}")
+
+    def _check_files(self) -> dict[PurePosixPath, set[str]]:
+        """Each log folder must hold exactly its files; returns the files present, by folder."""
+        present = {}
+        for folder, expected in layout.EXACT_FILES.items():
+            path = self.folder / folder
+            found = _files(path)
+            present[folder] = found
+            if not path.is_dir():
+                self.add(path, f"missing folder ({', '.join(sorted(expected))})")
+                continue
+            for name in sorted(expected - found):
+                self.add(path / name, "missing")
+            for name in sorted(found - expected - layout.TOLERATED_FILES):
+                self.add(path / name, f"not a file the rules allow here (expected {', '.join(sorted(expected))})")
+        for name in (VERIFY_ACCURACY_FILE, VERIFY_PERFORMANCE_FILE):
+            if not (self.folder / "TEST01" / name).is_file():
+                self.add(self.folder / "TEST01" / name, "missing (TEST01's verdict)")
+        return present
 
     def _check_mode(self, folder: Path, mode: str) -> dict[str, object]:
         """The detail log's values; a problem if its scenario or mode is not the folder's."""
@@ -316,69 +493,105 @@ class ScenarioCheck:
         logged = (detail.get("effective_scenario"), detail.get("effective_test_mode"))
         if logged != (self.scenario, mode):
             self.add(folder / DETAIL_FILE, f"is the log of a {logged[0]} {logged[1]} run, expected {self.scenario} {mode}")
+        version = str(detail.get("loadgen_version", "?"))
+        if version.split(".")[:2] != layout.LOADGEN_SERIES.split("."):
+            self.add(folder / DETAIL_FILE, f"written by LoadGen {version}; the {layout.RULES_VERSION} rules' seeds are "
+                                           f"LoadGen {layout.LOADGEN_SERIES}.x's: rerun with that LoadGen")
+        for entry in detail_entries(folder / DETAIL_FILE):
+            if entry.get("metadata", {}).get("is_error"):
+                self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {entry.get('key')}: {entry.get('value')}")
         return detail
 
-    def _check_performance(self, folder: Path) -> None:
+    def _check_performance(self, folder: Path, kind: str, must_be_valid: bool) -> None:
         detail = self._check_mode(folder, "PerformanceOnly")
         result = read_result(folder)
-        if result.valid is not True:
+        if must_be_valid and result.valid is not True:
             checks = "; ".join(f"{check}: NO" for check in result.failed_checks) or "no failed check named"
-            self.add(folder / SUMMARY_FILE, f"result is {result.validity} ({checks})")
-        for error in result.errors:
-            self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {error}")
+            self.add(folder / DETAIL_FILE, f"result is {result.validity} ({checks})")
+        if self.scenario in EARLY_STOPPING_SCENARIOS and detail.get("early_stopping_met") is not True:
+            self.add(folder / DETAIL_FILE, f"the {kind} run did not meet early stopping: "
+                                           f"{' '.join(str(detail.get('early_stopping_result', '')).split())}")
         rules = benchmark_rules(self.scenario, self.checker.mlperf_conf)
         for message in rule_violations(detail, self.scenario, rules, self.checker.mlperf_conf):
             self.add(folder / DETAIL_FILE, message)
 
-    def _check_quick_run(self, folder: Path) -> None:
+    def _check_quick_run(self) -> None:
+        folder = self.base / layout.records_dir(self.system, self.scenario, "performance")
+        if not (folder / RUN_RECORD_FILE).is_file():
+            return  # the rules do not ask for the project's own record; without it a quick run cannot be told
         try:
             settings = read_run_record(folder, "performance run").settings
         except RunRecordError as error:
-            self.add(folder / layout.RUN_RECORD, str(error))
+            self.add(folder / RUN_RECORD_FILE, str(error))
             return
         if settings.quick_run:
             options = ", ".join(f"{o.option}={o.value:g}" for o in settings.overrides)
-            self.add(folder / layout.RUN_RECORD, f"a quick run ({options}): not valid for submission; "
-                                                 "rerun without --time/--qps/--target-latency/--count")
+            self.add(folder / RUN_RECORD_FILE, f"a quick run ({options}): not valid for submission; "
+                                               "rerun without --time/--qps/--target-latency/--count")
+
+    def _check_accuracy_run(self, folder: Path) -> None:
+        detail = self._check_mode(folder, "AccuracyOnly")
+        covered = detail.get("effective_accuracy_sample_count", detail.get("qsl_reported_total_count"))
+        if covered != TEST_REVIEWS:
+            self.add(folder / DETAIL_FILE, f"the accuracy run's QSL held {covered} samples; an accuracy run covers "
+                                           f"all {TEST_REVIEWS:,} test reviews (rerun without --count)")
+
+    def _check_truncation(self, folder: Path, kind: str) -> Path | None:
+        """The truncated log and its hash; returns the full log when it is still where the record says."""
+        full = self.checker.full_log(self.base, self.scenario, kind)
+        for problem in truncation_problems(folder / ACCURACY_FILE, folder / ACCURACY_REPORT_FILE, full):
+            self.add(folder / ACCURACY_FILE, problem)
+        return full if full is not None and full.is_file() else None
 
     def _check_accuracy(self, folder: Path) -> None:
-        try:
-            found = decode_accuracy_log(folder / ACCURACY_FILE, TEST_REVIEWS)
-        except AccuracyCheckError as error:
-            self.add(folder / ACCURACY_FILE, str(error))
-            return
-        for problem in found.problems():
-            self.add(folder / ACCURACY_FILE, f"{problem} (an accuracy run covers all {TEST_REVIEWS:,} test reviews)")
-        if self.checker.labels is not None:
-            report = accuracy_report(found, self.checker.labels, reference_accuracy())
-            if not report.meets(TARGET_FRACTIONS[0]):
-                self.add(folder / ACCURACY_FILE, f"accuracy {100 * report.accuracy:.3f}% (recomputed) is below the "
-                                                 f"{100 * TARGET_FRACTIONS[0]:g}% target "
-                                                 f"{100 * TARGET_FRACTIONS[0] * report.reference_accuracy:.3f}%")
-        elif (folder / ACCURACY_REPORT_FILE).is_file():
-            self._check_accuracy_report(folder / ACCURACY_REPORT_FILE)
-
-    def _check_accuracy_report(self, path: Path) -> None:
+        full = self._check_truncation(folder, "accuracy")
+        path = folder / ACCURACY_REPORT_FILE
         try:
             stated = read_accuracy_report(path)
+            reference = reference_accuracy()
         except AccuracyCheckError as error:
             self.add(path, str(error))
             return
+        target = TARGET_FRACTIONS[0] * reference
+        if stated.accuracy < target:
+            self.add(path, f"accuracy {100 * stated.accuracy:.3f}% is below the {100 * TARGET_FRACTIONS[0]:g}% target "
+                           f"{100 * target:.3f}%")
         if stated.passed is not True:
             verdict = "FAIL" if stated.passed is False else "NOT JUDGED (a part of the test split)"
             self.add(path, f"accuracy {100 * stated.accuracy:.3f}% over {stated.total} reviews: RESULT: {verdict} "
                            f"(an accuracy run covers all {TEST_REVIEWS:,} reviews and meets the "
                            f"{100 * TARGET_FRACTIONS[0]:g}% target)")
+        if self.checker.labels is None:
+            return
+        if full is None:
+            self.add(folder / ACCURACY_FILE, "cannot recompute the accuracy: the full log is not where the tree's "
+                                             f"{layout.SUBMISSION_RECORD} says (the run folder); restore it, or check "
+                                             "without --labels")
+            return
+        try:
+            found = decode_accuracy_log(full, TEST_REVIEWS)
+        except AccuracyCheckError as error:
+            self.add(full, str(error))
+            return
+        for problem in found.problems():
+            self.add(full, f"{problem} (an accuracy run covers all {TEST_REVIEWS:,} test reviews)")
+        report = accuracy_report(found, self.checker.labels, reference)
+        if not report.meets(TARGET_FRACTIONS[0]):
+            self.add(full, f"accuracy {100 * report.accuracy:.3f}% (recomputed) is below the "
+                           f"{100 * TARGET_FRACTIONS[0]:g}% target {100 * target:.3f}%")
+        if report.correct != stated.correct or found.sample_count != stated.total:
+            self.add(path, f"states {stated.correct} of {stated.total} correct, but the full log gives "
+                           f"{report.correct} of {found.sample_count}")
 
     def _check_verdicts(self, folder: Path) -> None:
-        verdicts = read_verdicts(folder)
-        for name, text in (verdicts.texts.items() if verdicts is not None else ()):
-            if not name.startswith("verify_"):
+        for name in (VERIFY_ACCURACY_FILE, VERIFY_PERFORMANCE_FILE):
+            path = folder / name
+            if not path.is_file():
                 continue
-            lines = [line.strip() for line in text.splitlines()]
-            if verdicts.checks.get(Path(name).stem.removeprefix("verify_")) is not True:
-                failed = next((line for line in lines if line.startswith("TEST FAIL")), "no 'TEST PASS' line")
-                self.add(folder / name, f"TEST01 failed: {failed}")
+            lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+            if PASS_LINE not in lines:
+                failed = next((line for line in lines if line.startswith("TEST FAIL")), f"no '{PASS_LINE}' line")
+                self.add(path, f"TEST01 failed: {failed}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,14 +599,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submission", type=Path, help="the submission tree, or one <division>/<submitter> folder of it")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="the benchmark's rules (default: %(default)s)")
     parser.add_argument("--labels", action="store_true",
-                        help="recompute accuracy from the logs against the test labels (default: read accuracy.txt)")
+                        help="recompute accuracy from the full logs (in the run folders) against the test labels")
     parser.add_argument("--dataset-path", type=Path, help=f"with --labels: {DATASET_LOOKUP_HELP}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if not args.submission.is_dir():
+            raise UsageError(f"{args.submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
         bases = submitter_dirs(args.submission)
         labels = split_labels(dataset_root(args.dataset_path), "test") if args.labels or args.dataset_path else None
         checker = SubmissionChecker(args.mlperf_conf, labels)
+        if bases != [args.submission]:
+            checker.check_root(args.submission)
         for base in bases:
             checker.check(base)
     except (UsageError, ConfigError, DatasetError, AccuracyCheckError) as error:

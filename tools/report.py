@@ -7,13 +7,14 @@ The input is either
 - a run folder written by ``run.py`` (it holds ``run.json`` and LoadGen's
   logs; a Server peak search holds one LoadGen run per probe under
   ``probes/``), or
-- a submission tree: its root (holding ``closed``/``open``) or one
-  ``<division>/<submitter>`` folder, recognised by its
-  ``results/<system>/seq2cnn/<scenario>/`` folders. Each scenario gets a
+- a submission tree (:mod:`tools.submission_layout`): its root (holding
+  ``closed``/``open``) or one ``<division>/<submitter>`` folder, recognised by
+  its ``results/<system>/seq2cnn/<scenario>/`` folders. Each scenario gets a
   section with its performance runs (``performance/run_*``), its accuracy run
   (``accuracy``), the verdicts of its compliance tests
-  (``compliance/<system>/seq2cnn/<scenario>/<TEST>/verify_*.txt``), and each
-  system its description (``systems/<system>.json``).
+  (``<scenario>/<TEST>/verify_*.txt``), and each system its description
+  (``systems/<system>.json``); each run's ``run.json`` and ``sut_timings.npz``
+  are read from ``documentation/runs/<system>/seq2cnn/<scenario>/<kind>/``.
 
 For each run the page shows LoadGen's verdict (VALID/INVALID, with the failed
 checks, the early-stopping hint and logged errors), whether it was a quick
@@ -59,13 +60,26 @@ from pathlib import Path
 from qsl.files import atomic_directory
 from sut.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
 from sut.ledger import SutTimings, TimingsError, read_sut_timings
-from sut.loadgen_log import DETAIL_FILE, SUMMARY_FILE, LoadGenLogError, LoadGenResult, detail_values, read_result
+from sut.loadgen_log import (
+    DETAIL_FILE,
+    SUMMARY_FILE,
+    LoadGenLogError,
+    LoadGenResult,
+    detail_values,
+    read_result,
+)
 from sut.peak_search import PeakSearch
 from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMINGS_FILE
 from sut.run_record import RunRecord, RunRecordError, read_run_record
 from sut.settings import MODEL_NAME
 from sut.test01 import ComplianceVerdicts, read_verdicts
-from tools.report_figures import Marker, latency_distribution_png, percentile_points_png, throughput_png
+from tools import submission_layout as layout
+from tools.report_figures import (
+    Marker,
+    latency_distribution_png,
+    percentile_points_png,
+    throughput_png,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +159,12 @@ def read_record(folder: Path) -> RunRecord | None:
         raise ReportError(str(error)) from None
 
 
-def read_run_folder(path: Path, record: RunRecord | None = None) -> RunFolder:
+def read_run_folder(path: Path, record: RunRecord | None = None, records: Path | None = None) -> RunFolder:
     """Everything the report shows about the LoadGen run in ``path``; ``record`` when it lives elsewhere
-    (a probe's is its search's)."""
-    record = record if record is not None else read_record(path)
+    (a probe's is its search's); ``records`` the folder of the project's files of the run (``run.json``,
+    ``sut_timings.npz``) when they are not beside LoadGen's logs (a submission tree)."""
+    records = path if records is None else records
+    record = record if record is not None else read_record(records)
     if not (path / DETAIL_FILE).is_file():
         if record is not None:
             raise ReportError(f"{path} has no {DETAIL_FILE}: the run ended before LoadGen wrote it "
@@ -164,7 +180,7 @@ def read_run_folder(path: Path, record: RunRecord | None = None) -> RunFolder:
             detail=detail_values(path / DETAIL_FILE),
             record=record,
             accuracy_text=accuracy_path.read_text(encoding="utf-8", errors="replace") if accuracy_path.is_file() else None,
-            timings=read_sut_timings(path / SUT_TIMINGS_FILE),
+            timings=read_sut_timings(records / SUT_TIMINGS_FILE),
             compliance=read_verdicts(path),
         )
     except (LoadGenLogError, TimingsError) as error:
@@ -184,12 +200,13 @@ def read_scenario(folder: Path) -> ScenarioResults:
     performance = [p.relative_to(folder).as_posix() for p in sorted(folder.glob("performance/run_*"))]
     runs, missing = [], []
     for name in (performance or ["performance/run_1"]) + ["accuracy"]:
+        kind = name.split("/")[0]
+        records = submitter_dir / layout.records_dir(system, scenario, kind)
         if (folder / name / DETAIL_FILE).is_file():
-            runs.append((name, read_run_folder(folder / name)))
+            runs.append((name, read_run_folder(folder / name, records=records)))
         else:
             missing.append(f"{name}/{DETAIL_FILE}")
-    compliance_dir = submitter_dir / "compliance" / system / MODEL_NAME / scenario
-    compliance = [verdicts for test_dir in sorted(p for p in compliance_dir.glob("*") if p.is_dir())
+    compliance = [verdicts for test_dir in sorted(p for p in folder.glob("TEST*") if p.is_dir())
                   if (verdicts := read_verdicts(test_dir, test_dir.name)) is not None]
     return ScenarioResults(submitter_dir.parent.name, submitter_dir.name, system, scenario, folder, runs, missing, compliance)
 

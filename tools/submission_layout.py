@@ -1,21 +1,28 @@
-"""Where each file of an MLPerf-style submission lives, for one system and this benchmark.
+"""Where each file of an MLPerf Inference submission lives, for one system and this benchmark.
 
 Shared by :mod:`tools.submission` (which writes the tree) and
-:mod:`tools.check_submission` (which reads it), so that both agree. Paths are
-relative to the ``<division>/<submitter>`` folder::
+:mod:`tools.check_submission` (which reads it), so that both agree. The layout
+is that of the MLPerf Inference rules :data:`RULES_VERSION`, the round whose
+random seeds the pinned LoadGen series (:data:`LOADGEN_SERIES`) runs with.
+Paths are relative to the ``<division>/<submitter>`` folder::
 
-    systems/<system>.json
-    measurements/<system>/seq2cnn/<scenario>/   mlperf.conf, user.conf, README.md,
-                                                <system>_<implementation>_<scenario>.json
-    results/<system>/seq2cnn/<scenario>/performance/run_1/   summary, detail log, run.json
-    results/<system>/seq2cnn/<scenario>/accuracy/            summary, detail and accuracy logs, accuracy.txt
-    compliance/<system>/seq2cnn/<scenario>/TEST01/           verify_accuracy.txt, verify_performance.txt,
-                                                accuracy/mlperf_log_accuracy.json,
-                                                performance/run_1/ summary and detail log
+    systems/<system>.json                          the system description
+    src/seq2cnn/                                   the code, at the runs' git commit
+    documentation/calibration.md                   what was done to the weights (no calibration here)
+    documentation/submission.json                  rules version, LoadGen version, runs packed
+    documentation/runs/<system>/seq2cnn/<scenario>/<kind>/
+                                                   this project's records of each run: run.json,
+                                                   sut_timings.npz, verification.json
+    results/<system>/seq2cnn/<scenario>/           measurements.json, mlperf.conf, user.conf, README.md
+        performance/run_1/                         LoadGen's summary and detail logs
+        accuracy/                                  summary, detail, mlperf_log_accuracy.json (truncated),
+                                                   accuracy.txt (ends with hash=<sha256 of the full log>)
+        TEST01/                                    verify_accuracy.txt, verify_performance.txt,
+            accuracy/                              mlperf_log_accuracy.json (truncated), accuracy.txt (hash=...)
+            performance/run_1/                     summary and detail logs
 
-A run folder of one kind (performance, accuracy, TEST01) fills the files of
-:data:`RUN_FILES` for that kind: each maps a file of the run folder to its
-place below :func:`kind_dir`.
+The tree's root holds a ``README.md`` (how it was built and how to check it)
+and the division folders, nothing else.
 """
 
 from __future__ import annotations
@@ -24,72 +31,118 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
-from sut.run_files import ACCURACY_REPORT_FILE
-from sut.run_files import RUN_RECORD_FILE as RUN_RECORD
-from sut.run_files import SUT_TIMINGS_FILE as SUT_TIMINGS
-from sut.run_files import VERIFY_ACCURACY_FILE as VERIFY_ACCURACY
-from sut.run_files import VERIFY_PERFORMANCE_FILE as VERIFY_PERFORMANCE
+from sut.run_files import (
+    ACCURACY_REPORT_FILE,
+    RUN_RECORD_FILE,
+    SUT_TIMINGS_FILE,
+    VERIFICATION_FILE,
+    VERIFY_ACCURACY_FILE,
+    VERIFY_PERFORMANCE_FILE,
+)
 from sut.settings import MODEL_NAME
 
+#: The MLPerf Inference round whose submission layout and rules this tree follows.
+RULES_VERSION = "v6.1"
+#: The mlcommons-loadgen releases (major.minor) whose built-in seeds are those of :data:`RULES_VERSION`.
+LOADGEN_SERIES = "6.0"
+
 PERFORMANCE_RUN = PurePosixPath("performance", "run_1")
+MEASUREMENTS_FILE = "measurements.json"
 MEASUREMENT_CONFIGS = ("mlperf.conf", "user.conf")  # in the order run.json's config_files lists them
 MEASUREMENT_README = "README.md"
 KINDS = ("performance", "accuracy", "TEST01")
-#: The folders below ``<division>/<submitter>`` that hold one sub-folder per system.
-SYSTEM_SECTIONS = ("measurements", "results", "compliance")
+DIVISIONS = ("closed", "open")
+TREE_README = "README.md"
+CALIBRATION_FILE = PurePosixPath("documentation", "calibration.md")
+SUBMISSION_RECORD = PurePosixPath("documentation", "submission.json")
+SOURCE_DIR = PurePosixPath("src", MODEL_NAME)
+
+#: The scenarios a submission of this benchmark must hold, and may hold, by the system type of its description.
+REQUIRED_SCENARIOS = {
+    "edge": ("SingleStream", "Offline"),
+    "datacenter": ("Server", "Offline"),
+    "datacenter,edge": ("SingleStream", "Offline", "Server"),
+}
+OPTIONAL_SCENARIOS = {"edge": ("MultiStream",), "datacenter": (), "datacenter,edge": ("MultiStream",)}
+#: System types as system descriptions may spell them, and the one each stands for.
+SYSTEM_TYPES = {"datacenter": "datacenter", "edge": "edge", "datacenter,edge": "datacenter,edge",
+                "edge,datacenter": "datacenter,edge"}
+
+#: The largest file the rules allow in a submission (50 MB).
+FILE_SIZE_LIMIT_BYTES = 50 * 1024 * 1024
+
+#: The keys an implementation's ``measurements.json`` must give, each with a meaningful value.
+MEASUREMENTS_KEYS = (
+    "input_data_types", "retraining", "starting_weights_filename", "weight_data_types", "weight_transformations",
+)
 
 
 @dataclass(frozen=True)
 class Placement:
-    """One file of a run folder (``source``) and its path below the kind's folder (``target``)."""
+    """One file of a run folder (``source``) and its path below the scenario's results folder (``target``)."""
 
     source: str
     target: PurePosixPath
     required: bool = True
 
 
-RUN_FILES: dict[str, tuple[Placement, ...]] = {
+#: Where each kind of run puts its accuracy log and the ``accuracy.txt`` that ends with the full log's hash.
+ACCURACY_DIRS = {"accuracy": PurePosixPath("accuracy"), "TEST01": PurePosixPath("TEST01", "accuracy")}
+
+RESULT_FILES: dict[str, tuple[Placement, ...]] = {
     "performance": (
         Placement(SUMMARY_FILE, PERFORMANCE_RUN / SUMMARY_FILE),
         Placement(DETAIL_FILE, PERFORMANCE_RUN / DETAIL_FILE),
-        Placement(RUN_RECORD, PERFORMANCE_RUN / RUN_RECORD),
-        Placement(SUT_TIMINGS, PERFORMANCE_RUN / SUT_TIMINGS, required=False),
     ),
-    "accuracy": tuple(
-        Placement(name, PurePosixPath("accuracy", name)) for name in (SUMMARY_FILE, DETAIL_FILE, ACCURACY_FILE, ACCURACY_REPORT_FILE)
+    "accuracy": (
+        Placement(SUMMARY_FILE, PurePosixPath("accuracy", SUMMARY_FILE)),
+        Placement(DETAIL_FILE, PurePosixPath("accuracy", DETAIL_FILE)),
+        Placement(ACCURACY_FILE, PurePosixPath("accuracy", ACCURACY_FILE)),
+        Placement(ACCURACY_REPORT_FILE, PurePosixPath("accuracy", ACCURACY_REPORT_FILE)),
     ),
     "TEST01": (
-        Placement(VERIFY_ACCURACY, PurePosixPath(VERIFY_ACCURACY)),
-        Placement(VERIFY_PERFORMANCE, PurePosixPath(VERIFY_PERFORMANCE)),
-        Placement(ACCURACY_FILE, PurePosixPath("accuracy", ACCURACY_FILE)),
-        Placement(SUMMARY_FILE, PERFORMANCE_RUN / SUMMARY_FILE),
-        Placement(DETAIL_FILE, PERFORMANCE_RUN / DETAIL_FILE),
+        Placement(VERIFY_ACCURACY_FILE, PurePosixPath("TEST01", VERIFY_ACCURACY_FILE)),
+        Placement(VERIFY_PERFORMANCE_FILE, PurePosixPath("TEST01", VERIFY_PERFORMANCE_FILE)),
+        Placement(ACCURACY_FILE, PurePosixPath("TEST01", "accuracy", ACCURACY_FILE)),
+        Placement(SUMMARY_FILE, PurePosixPath("TEST01") / PERFORMANCE_RUN / SUMMARY_FILE),
+        Placement(DETAIL_FILE, PurePosixPath("TEST01") / PERFORMANCE_RUN / DETAIL_FILE),
     ),
 }
+
+#: The files each folder of a scenario's results must hold, exactly (the official checker's file lists).
+EXACT_FILES: dict[PurePosixPath, frozenset[str]] = {
+    PERFORMANCE_RUN: frozenset({SUMMARY_FILE, DETAIL_FILE}),
+    PurePosixPath("accuracy"): frozenset({SUMMARY_FILE, DETAIL_FILE, ACCURACY_FILE, ACCURACY_REPORT_FILE}),
+    PurePosixPath("TEST01", "accuracy"): frozenset({ACCURACY_FILE, ACCURACY_REPORT_FILE}),
+    PurePosixPath("TEST01") / PERFORMANCE_RUN: frozenset({SUMMARY_FILE, DETAIL_FILE}),
+}
+#: Files LoadGen may also write that the official checker tolerates in those folders.
+TOLERATED_FILES = frozenset({"mlperf_log_trace.json"})
+
+#: This project's own records of a run, kept under documentation/ (the results folders hold LoadGen's files only).
+RECORD_FILES = (
+    Placement(RUN_RECORD_FILE, PurePosixPath(RUN_RECORD_FILE)),
+    Placement(SUT_TIMINGS_FILE, PurePosixPath(SUT_TIMINGS_FILE), required=False),
+    Placement(VERIFICATION_FILE, PurePosixPath(VERIFICATION_FILE), required=False),
+)
 
 
 def system_file(system: str) -> PurePosixPath:
     return PurePosixPath("systems", f"{system}.json")
 
 
-def scenario_parent_dirs(system: str) -> tuple[PurePosixPath, ...]:
-    """The folders holding one sub-folder per scenario of ``system``: measurements, results, compliance."""
-    return tuple(PurePosixPath(section, system, MODEL_NAME) for section in SYSTEM_SECTIONS)
+def benchmark_dir(system: str) -> PurePosixPath:
+    """The folder holding one sub-folder per scenario of ``system``."""
+    return PurePosixPath("results", system, MODEL_NAME)
 
 
-def measurements_dir(system: str, scenario: str) -> PurePosixPath:
-    return scenario_parent_dirs(system)[0] / scenario
+def scenario_dir(system: str, scenario: str) -> PurePosixPath:
+    """The scenario's results folder: measurements, and the folders of :data:`RESULT_FILES`."""
+    return benchmark_dir(system) / scenario
 
 
-def implementation_file(system: str, implementation: str, scenario: str) -> PurePosixPath:
-    return measurements_dir(system, scenario) / f"{system}_{implementation}_{scenario}.json"
-
-
-def kind_dir(system: str, scenario: str, kind: str) -> PurePosixPath:
-    """The folder that :data:`RUN_FILES` ``[kind]`` targets are relative to."""
-    _, results, compliance = scenario_parent_dirs(system)
-    if kind == "TEST01":
-        return compliance / scenario / kind
-    if kind in ("performance", "accuracy"):
-        return results / scenario
-    raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+def records_dir(system: str, scenario: str, kind: str) -> PurePosixPath:
+    """Where this project's records of the scenario's ``kind`` run go (:data:`RECORD_FILES`)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return PurePosixPath("documentation", "runs", system, MODEL_NAME, scenario, kind)
