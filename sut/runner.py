@@ -40,7 +40,7 @@ from sut.provenance import git_commit, machine, package_versions
 from sut.run_files import PROBES_DIR, SUT_TIMINGS_FILE
 from sut.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunKind, RunRecord, SutInfo
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, Override, RunSettings, load_run_settings
-from sut.system import Seq2CNNSystem
+from sut.system import InferenceError, Seq2CNNSystem
 from sut.test01 import Baselines, Verification, check_baselines, verify_test01
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,11 @@ class LoadGenRun:
         next_progress = started + PROGRESS_SECONDS
         while thread.is_alive():
             if self.sut.failed.wait(timeout=POLL_SECONDS):
-                raise self.sut.error  # type: ignore[misc]
+                error = self.sut.error
+                if isinstance(error, Exception):
+                    raise error
+                # SystemExit, KeyboardInterrupt... from the backend: inference failed, the process did not ask to end
+                raise InferenceError(f"{type(error).__name__} raised inside the backend: {error}") from error
             if time.perf_counter() >= next_progress:
                 self._log_progress(time.perf_counter() - started)
                 next_progress += PROGRESS_SECONDS

@@ -15,10 +15,13 @@ How each scenario is served:
   load the batches fill without waiting, at low load a query waits at most
   ``batch_wait_s`` (keep it a small part of the latency target).
 
-Failures: an exception inside inference is recorded in :attr:`error`, the
-:attr:`failed` event is set, and every sample in hand or arriving later is
-completed with an empty response so that no LoadGen thread waits forever; the
-runner then stops the run with the error and a non-zero exit code.
+Failures: an exception inside inference (any ``BaseException``, ``SystemExit``
+and ``KeyboardInterrupt`` too, which must not unwind into LoadGen's threads),
+or a backend that does not return one label per review (:class:`InferenceError`),
+is recorded in :attr:`error`, the :attr:`failed` event is set, and every sample
+in hand or arriving later is completed with an empty response so that no
+LoadGen thread waits forever; the runner then stops the run with the error and
+a non-zero exit code.
 
 Bookkeeping: :attr:`ledger` (:class:`sut.ledger.SampleLedger`) counts every
 sample LoadGen issued and every one completed, so a run can prove that each
@@ -35,6 +38,7 @@ import time
 from typing import Sequence
 
 import mlperf_loadgen as lg
+import numpy as np
 
 from model.backends import Backend
 from model.batching import length_sorted_batches
@@ -47,6 +51,10 @@ log = logging.getLogger(__name__)
 INLINE_SCENARIOS = {"SingleStream", "MultiStream"}
 QUEUED_SCENARIOS = {"Server", "Offline"}
 _STOP = object()
+
+
+class InferenceError(RuntimeError):
+    """Inference went wrong inside the SUT: a backend's bad answer, or a non-``Exception`` it raised."""
 
 
 class Seq2CNNSystem:
@@ -110,13 +118,24 @@ class Seq2CNNSystem:
             self.ledger.record_completed(sample_ids)
             return
         try:
-            labels = self.backend.labels([self.qsl.token_ids(index) for _, index in samples])
-        except Exception as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it
+            labels = self._labels(samples)
+        except BaseException as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it
             self._record_failure(error)
             complete_without_result(sample_ids)
         else:
             complete_samples(sample_ids, labels)
         self.ledger.record_completed(sample_ids)
+
+    def _labels(self, samples: list[tuple[int, int]]) -> np.ndarray:
+        """The backend's labels for ``samples``: one int64 per review, or :class:`InferenceError`."""
+        labels = np.asarray(self.backend.labels([self.qsl.token_ids(index) for _, index in samples]))
+        if labels.shape != (len(samples),) or not np.issubdtype(labels.dtype, np.integer):
+            raise InferenceError(
+                f"the {self.backend.name} backend answered a batch of {len(samples)} reviews with {labels.dtype} "
+                f"labels of shape {labels.shape}; a backend returns one integer label per review (shape "
+                f"({len(samples)},)): fix the backend"
+            )
+        return labels
 
     def _record_failure(self, error: BaseException) -> None:
         if self.error is None:

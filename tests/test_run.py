@@ -192,32 +192,52 @@ import sys
 import numpy as np
 import run
 
+FAILURES = {
+    "RuntimeError": lambda: RuntimeError("simulated failure in inference"),
+    "SystemExit": lambda: SystemExit("simulated failure in inference"),
+    "KeyboardInterrupt": lambda: KeyboardInterrupt("simulated failure in inference"),
+}
+
 class FailingBackend:
     name = "failing"
     calls = 0
+    def __init__(self, failure):
+        self.failure = failure
     def labels(self, token_ids):
         FailingBackend.calls += 1
         if FailingBackend.calls == 3:
-            raise RuntimeError("simulated failure in inference")
+            if self.failure == "too few labels":
+                return np.zeros(len(token_ids) - 1, dtype=np.int64)
+            raise FAILURES[self.failure]()
         return np.zeros(len(token_ids), dtype=np.int64)
     def logits(self, token_ids):
         return np.zeros((len(token_ids), 2), dtype=np.float32)
 
-sys.exit(run.main(sys.argv[1:], backend=FailingBackend()))
+sys.exit(run.main(sys.argv[2:], backend=FailingBackend(sys.argv[1])))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["SingleStream", "Server"])
-def test_exception_in_inference_stops_the_run_with_an_error(scenario, dataset_path, tmp_path):
+@pytest.mark.parametrize("scenario, failure, message", [
+    ("SingleStream", "RuntimeError", "simulated failure in inference"),
+    ("Server", "RuntimeError", "simulated failure in inference"),
+    ("Offline", "SystemExit", "SystemExit raised inside the backend: simulated failure in inference"),
+    ("SingleStream", "KeyboardInterrupt", "KeyboardInterrupt raised inside the backend: simulated failure in inference"),
+    ("Server", "too few labels", "answered a batch of"),
+    ("SingleStream", "too few labels", "answered a batch of 1 reviews with int64 labels of shape (0,)"),
+])
+def test_failure_in_inference_stops_the_run_with_exit_3(scenario, failure, message, dataset_path, tmp_path):
+    """Any exception, SystemExit and KeyboardInterrupt too, and a wrong number of labels end the run with exit 3."""
     out = tmp_path / "failed"
     args = ["--scenario", scenario, "--dataset-path", str(dataset_path), "--count", "100", "--time", "600",
-            "--output-dir", str(out)] + (["--qps", "50"] if scenario == "Server" else [])
+            "--output-dir", str(out)] + (["--qps", "50"] if scenario in ("Server", "Offline") else [])
+    if scenario == "Offline":
+        args += ["--max-batchsize", "8"]
     result = subprocess.run(
-        [sys.executable, "-c", FAILING_RUN, *args],
+        [sys.executable, "-c", FAILING_RUN, failure, *args],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=os.environ | {"PYTHONPATH": str(REPO)},
     )
     assert result.returncode == run.EXIT_INFERENCE_FAILED, result.stderr[-2000:]
-    assert "simulated failure in inference" in result.stderr
+    assert message in result.stderr
     record = read_run_record(out)
-    assert record.status == "failed" and "simulated failure" in record.error
+    assert record.status == "failed" and message in record.error
