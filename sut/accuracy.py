@@ -286,6 +286,16 @@ def decode_accuracy_log(path: Path, sample_count: int) -> AccuracyLog:
         raise AccuracyCheckError(
             f"{path} is not valid JSON ({error}); LoadGen may have stopped before closing it: rerun the accuracy run"
         ) from None
+    except UnicodeDecodeError as error:
+        raise AccuracyCheckError(
+            f"{path} is not UTF-8 text (byte {error.start}: {error.reason}), so not a LoadGen accuracy log: pass the "
+            "mlperf_log_accuracy.json of an accuracy-mode run"
+        ) from None
+    except RecursionError:
+        raise AccuracyCheckError(
+            f"{path} holds JSON nested too deeply to read, so not a LoadGen accuracy log (a flat list of entries): "
+            "pass the mlperf_log_accuracy.json of an accuracy-mode run"
+        ) from None
     if not isinstance(entries, list):
         raise AccuracyCheckError(f"{path} holds a JSON {type(entries).__name__}, expected LoadGen's list of entries")
 

@@ -262,3 +262,29 @@ def test_real_test_split_labels(tmp_path, dataset_path):
     assert status == 0
     assert text.startswith("accuracy=98.500%, good=197, total=200\n")
     assert "RESULT: NOT JUDGED" in text
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b'[{"seq_id": 0, "qsl_idx": 0, "data": "\xff\xfe"}]', "is not UTF-8 text"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_a_log_that_is_not_text_or_too_deep_is_a_clear_error(tmp_path, tiny_dataset, capsys, content, reason):
+    path = tmp_path / "run" / "mlperf_log_accuracy.json"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    assert main(["--mlperf-accuracy-file", str(path), "--dataset-path", str(tiny_dataset),
+                 "--reference-accuracy", "1"]) == 2
+    error = capsys.readouterr().err
+    assert str(path) in error and reason in error
+    assert not (path.parent / "accuracy.txt").exists()
+
+
+def test_a_runs_own_report_is_never_written_over(tmp_path, tiny_dataset, capsys):
+    log_path = write_log(tmp_path / "run", entries_for(LABELS))
+    own = tmp_path / "run" / "accuracy.txt"
+    own.write_text("the run's own report\n")
+    arguments = ["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--reference-accuracy", "1"]
+    assert main(arguments) == 2
+    assert f"{own} exists" in capsys.readouterr().err and own.read_text() == "the run's own report\n"
+    assert main([*arguments, "--output", str(tmp_path / "again.txt")]) == 0
+    assert (tmp_path / "again.txt").read_text().startswith("accuracy=100.000%")

@@ -13,9 +13,11 @@ and 99.9% of the fp32 reference accuracy of the whole test split, read from
 first N reviews only is reported but not judged against them.
 
 The report goes to ``accuracy.txt`` beside the log unless ``--output`` says
-otherwise. Exit status: 0 when the log is complete and well-formed and the
-accuracy meets the 99% target (or is not judged, with ``--count``), 1
-otherwise, 2 when the log, labels or reference cannot be read.
+otherwise; an ``accuracy.txt`` already there (the run's own, which its
+``run.json`` agrees with) is never written over: pass ``--output``. Exit
+status: 0 when the log is complete and well-formed and the accuracy meets the
+99% target (or is not judged, with ``--count``), 1 otherwise, 2 when the log,
+labels or reference cannot be read, or the default report file exists.
 """
 
 from __future__ import annotations
@@ -38,13 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlperf-accuracy-file", type=Path, required=True, help="LoadGen's mlperf_log_accuracy.json")
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--count", type=int, help="the run's QSL held only the first N test reviews")
-    parser.add_argument("--output", type=Path, help=f"report file (default: {ACCURACY_REPORT_FILE} beside the log)")
+    parser.add_argument("--output", type=Path, help=f"report file (default: {ACCURACY_REPORT_FILE} beside the log, "
+                                                    "if there is none yet)")
     parser.add_argument(
         "--reference-accuracy", type=float, help=f"fp32 reference accuracy (default: read from {MODEL_CARD})"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    output = args.output or args.mlperf_accuracy_file.parent / ACCURACY_REPORT_FILE
+    if args.output is None and output.exists():
+        print(f"error: {output} exists: it is the run's own report, and its run.json agrees with it; pass "
+              "--output FILE to write this check elsewhere", file=sys.stderr)
+        return 2
     try:
         reference, source = resolved_reference(args.reference_accuracy)
         all_labels = split_labels(dataset_root(args.dataset_path), "test")
@@ -57,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    output = args.output or args.mlperf_accuracy_file.parent / ACCURACY_REPORT_FILE
     write_text_atomically(output, report.text())
     print(report.text(), end="")
     print(f"report written to {output}")
