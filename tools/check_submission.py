@@ -76,7 +76,6 @@ from sut.loadgen_log import (
     ACCURACY_FILE,
     DETAIL_FILE,
     detail_entries,
-    detail_values,
     read_result,
 )
 from sut.run_files import (
@@ -218,8 +217,7 @@ def submitter_dirs(root: Path) -> list[Path]:
     """The ``<division>/<submitter>`` folders of a tree: ``root`` itself or those two levels below it."""
     if (root / "systems").is_dir() or (root / "results").is_dir():
         return [root]
-    found = sorted(path.parent for name in ("systems", "results") for path in root.glob(f"*/*/{name}") if path.is_dir())
-    found = sorted(set(found))
+    found = sorted({path.parent for name in ("systems", "results") for path in root.glob(f"*/*/{name}") if path.is_dir()})
     if not found:
         raise UsageError(
             f"{root} is not a submission tree: neither it nor any <division>/<submitter> folder below it has systems/ "
@@ -489,7 +487,8 @@ class ScenarioCheck:
 
     def _check_mode(self, folder: Path, mode: str) -> dict[str, object]:
         """The detail log's values; a problem if its scenario or mode is not the folder's."""
-        detail = detail_values(folder / DETAIL_FILE)
+        entries = detail_entries(folder / DETAIL_FILE)
+        detail = {entry["key"]: entry.get("value") for entry in entries if "key" in entry}  # as detail_values reads it
         logged = (detail.get("effective_scenario"), detail.get("effective_test_mode"))
         if logged != (self.scenario, mode):
             self.add(folder / DETAIL_FILE, f"is the log of a {logged[0]} {logged[1]} run, expected {self.scenario} {mode}")
@@ -497,7 +496,7 @@ class ScenarioCheck:
         if version.split(".")[:2] != layout.LOADGEN_SERIES.split("."):
             self.add(folder / DETAIL_FILE, f"written by LoadGen {version}; the {layout.RULES_VERSION} rules' seeds are "
                                            f"LoadGen {layout.LOADGEN_SERIES}.x's: rerun with that LoadGen")
-        for entry in detail_entries(folder / DETAIL_FILE):
+        for entry in entries:
             if entry.get("metadata", {}).get("is_error"):
                 self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {entry.get('key')}: {entry.get('value')}")
         return detail

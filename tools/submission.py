@@ -310,7 +310,6 @@ def write_source(target: Path, commit: str) -> int:
             member for member in tar.getmembers()
             if member.isfile()
             and not any(part.startswith(".") for part in PurePosixPath(member.name).parts)
-            and not member.name.endswith(SOURCE_EXCLUDED_SUFFIXES)
         ]
         tar.extractall(target, members=members, filter="data")
     return len(members)
