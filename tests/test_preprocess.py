@@ -95,3 +95,41 @@ def test_length_batches_keep_four_padding_ids_up_to_1000():
     assert padded_batch([np.ones(998, np.int16)]).shape == (1, 1000)
     assert padded_batch([np.ones(1500, np.int16)]).shape == (1, 1000)
     assert padded_batch([np.zeros(0, np.int16)]).shape == (1, 4)
+
+
+def test_tag_scan_equals_the_reference_pattern_on_tricky_markup():
+    from qsl.preprocess import HTML_TAG, replace_html_tags
+
+    cases = ["", "<", ">", "<>", "a<b", "a>b<c>d", "<<a>>", "<a<b>c>", "x<y", "<i>so</i> <b>ok", "<<<", "><><"]
+    for text in cases:
+        assert replace_html_tags(text) == HTML_TAG.sub(" ", text), text
+
+
+def test_every_real_test_review_is_cleaned_as_the_reference_pattern_cleans_it(dataset_path):
+    """No review of the test split is touched by the linear-time guards: same text into spaCy as before."""
+    from qsl.preprocess import HTML_TAG
+    from qsl.reviews import dataset_root, read_review, split_reviews
+
+    reviews = split_reviews(dataset_root(dataset_path), "test")
+    changed = [review.name for review in reviews
+               if clean_review(text := read_review(review.path)) != HTML_TAG.sub(" ", text.replace("\n", ""))]
+    assert len(reviews) == 25_000 and changed == []
+
+
+@pytest.mark.parametrize("unit", ["<", "!", "<a", "x" * 200 + "<", "(*'-"])
+def test_hostile_text_reaches_spacy_in_runs_of_bounded_length(unit):
+    """spaCy's affix rules are quadratic in a run's length; bounded runs make the whole text linear."""
+    from qsl.preprocess import MAX_RUN_CHARS
+
+    text = unit * (64_000 // len(unit))
+    assert max(map(len, clean_review(text).split())) <= MAX_RUN_CHARS
+    assert all(token.strip() for token in tokenize(text))  # it finishes, and keeps only real tokens
+
+
+def test_an_overlong_run_is_cut_into_pieces_and_short_runs_are_not():
+    from qsl.preprocess import MAX_RUN_CHARS
+
+    run = "a" * (2 * MAX_RUN_CHARS + 5)
+    assert clean_review(f"x {run} y") == f"x {run[:MAX_RUN_CHARS]} {run[MAX_RUN_CHARS:2 * MAX_RUN_CHARS]} {run[-5:]} y"
+    fine = "b" * MAX_RUN_CHARS
+    assert clean_review(f"{fine} {fine}") == f"{fine} {fine}"
