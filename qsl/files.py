@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,32 @@ from typing import BinaryIO
 
 #: bytes read at a time when hashing a file
 HASH_CHUNK_BYTES = 1 << 20
+
+
+class NotARegularFileError(OSError):
+    """An input that is not a regular file (a folder, FIFO, device...) or is larger than its cap."""
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file at ``path`` (links followed), at most ``max_bytes`` of them.
+
+    A folder, FIFO, socket or device (``/dev/zero``) is refused before a byte
+    is read, and so is a file over ``max_bytes``: the open does not block on a
+    FIFO, and no more than ``max_bytes + 1`` bytes are ever read, so no input
+    can hang the caller or fill its memory. Raises :class:`NotARegularFileError`
+    (a message naming the path) or the :class:`OSError` of the open.
+    """
+    path = Path(path)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a FIFO, socket or device"
+            raise NotARegularFileError(f"{path} is {kind}, not a regular file")
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise NotARegularFileError(f"{path} is larger than {max_bytes:,} bytes, the most this input may have")
+    return data
 
 
 def sha256_of_file(path: Path) -> str:

@@ -7,7 +7,10 @@ so the first N samples are balanced. Label 1 = positive, 0 = negative.
 
 A file that is not valid UTF-8 is read with each undecodable byte replaced by
 U+FFFD and a warning that names the file: the sample is kept, because a
-benchmark must run every sample of its split.
+benchmark must run every sample of its split. A review must be a regular file
+(a link to one is followed) of at most :data:`MAX_REVIEW_BYTES`: a folder, a
+FIFO or a device in its place, or a larger file, stops the load with a
+:class:`DatasetError` that names it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from qsl.archive import extracted_archive, is_archive
 from qsl.errors import DatasetError
+from qsl.files import read_regular_file
 from qsl.locations import cache_dir, resolve_dataset_path
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 POSITIVE, NEGATIVE = 1, 0
+#: the largest review file accepted (bytes): 19 times the longest IMDB review (13.7 KB)
+MAX_REVIEW_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,19 @@ def split_labels(root: Path, split: str) -> np.ndarray:
     return np.array([review.label for review in split_reviews(root, split)], dtype=np.int64)
 
 
-def read_review(path: Path) -> str:
-    """Text of one review file; undecodable bytes become U+FFFD with a warning."""
-    raw = Path(path).read_bytes()
+def read_review_bytes(path: Path) -> bytes:
+    """The bytes of one review file; :class:`DatasetError` unless it is a regular file of at most
+    :data:`MAX_REVIEW_BYTES`."""
+    try:
+        return read_regular_file(path, MAX_REVIEW_BYTES)
+    except OSError as error:
+        reason = str(error) if error.strerror is None else f"{path}: {error.strerror}"
+        raise DatasetError(f"cannot read review {reason}. Each review must be a regular text file of at most "
+                           f"{MAX_REVIEW_BYTES // 1024} KiB: replace or remove it") from None
+
+
+def decode_review(raw: bytes, path: Path) -> str:
+    """Text of one review's bytes; undecodable bytes become U+FFFD with a warning naming ``path``."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -107,3 +123,8 @@ def read_review(path: Path) -> str:
             path, error.start,
         )
         return raw.decode("utf-8", errors="replace")
+
+
+def read_review(path: Path) -> str:
+    """Text of one review file (see :func:`read_review_bytes` and :func:`decode_review`)."""
+    return decode_review(read_review_bytes(path), path)

@@ -8,9 +8,12 @@ written to a temporary name and renamed, so a crash leaves no partial cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,13 @@ from qsl.errors import DatasetError
 from qsl.files import atomic_write
 from qsl.locations import cache_dir
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
-from qsl.reviews import Review, dataset_root, read_review, split_reviews
+from qsl.reviews import (
+    Review,
+    dataset_root,
+    decode_review,
+    read_review_bytes,
+    split_reviews,
+)
 from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -52,9 +61,10 @@ class TokenizedSplit:
 def _review_texts(reviews: list[Review], digest) -> list[str]:
     texts = []
     for review in reviews:
+        raw = read_review_bytes(review.path)
         digest.update(review.name.encode() + b"\0")
-        digest.update(review.path.read_bytes())
-        texts.append(read_review(review.path))
+        digest.update(raw)
+        texts.append(decode_review(raw, review.path))
     return texts
 
 
@@ -72,20 +82,53 @@ def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: 
     cache_file = (cache_root or cache_dir()) / "tokens" / f"{split}-{digest.hexdigest()[:24]}.npz"
     names = [review.name for review in reviews]
     labels = np.array([review.label for review in reviews], dtype=np.int64)
-    if cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as cached:
-            flat, offsets = cached["flat_ids"], cached["offsets"]
-        log.info("token ids of %s (%d reviews) read from %s", split, len(reviews), cache_file)
-        return TokenizedSplit(np.split(flat, offsets[1:-1]), labels, names)
+    if os.path.lexists(cache_file):
+        try:
+            token_ids = _read_cache(cache_file, len(reviews), vocabulary.vocab_size)
+        except CorruptCacheError as error:
+            log.warning("token cache %s is unusable (%s): deleting it and tokenizing again", cache_file, error)
+            with contextlib.suppress(OSError):
+                cache_file.unlink()
+        else:
+            log.info("token ids of %s (%d reviews) read from %s", split, len(reviews), cache_file)
+            return TokenizedSplit(token_ids, labels, names)
 
     started = time.perf_counter()
     token_ids = tokenize_reviews(texts, vocabulary, desc=f"tokenizing {split}")
     log.info("tokenized %d %s reviews in %.1f s", len(texts), split, time.perf_counter() - started)
     offsets = np.cumsum([0] + [len(ids) for ids in token_ids], dtype=np.int64)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(cache_file) as stream:
-        np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache_file) as stream:
+            np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
+    except OSError as error:
+        log.warning("cannot save the token ids to %s (%s); they are used for this run only. Make the folder "
+                    "writable or set SEQ2CNN_CACHE_DIR to a writable folder to save a minute or two per run",
+                    cache_file, error.strerror or error)
     return TokenizedSplit(token_ids, labels, names)
+
+
+class CorruptCacheError(ValueError):
+    """A token cache file that does not hold the ids of the split it is named for."""
+
+
+def _read_cache(cache_file: Path, samples: int, vocab_size: int) -> list[np.ndarray]:
+    """The ids of ``samples`` reviews saved in ``cache_file``, checked whole, or :class:`CorruptCacheError`."""
+    if not cache_file.is_file():  # a FIFO would block np.load
+        raise CorruptCacheError("not a regular file")
+    try:
+        with np.load(cache_file, allow_pickle=False) as cached:
+            flat, offsets = cached["flat_ids"], cached["offsets"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise CorruptCacheError(f"{type(error).__name__}: {error}") from None
+    if flat.dtype != np.int16 or flat.ndim != 1 or offsets.dtype != np.int64 or offsets.shape != (samples + 1,):
+        raise CorruptCacheError(f"arrays of {flat.dtype} {flat.shape} and {offsets.dtype} {offsets.shape}, "
+                                f"not the int16 ids and {samples + 1} int64 offsets of {samples} reviews")
+    if offsets[0] != 0 or offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0):
+        raise CorruptCacheError("offsets that do not cut the ids into reviews")
+    if len(flat) and (flat.min() < 1 or flat.max() >= vocab_size):
+        raise CorruptCacheError(f"ids outside 1..{vocab_size - 1}")
+    return np.split(flat, offsets[1:-1])
 
 
 def load_test_split(dataset_path: Path | None = None, vocabulary_path: Path = DEFAULT_VOCABULARY,

@@ -112,3 +112,60 @@ def test_real_test_split_order_and_balance(test_split):
     assert test_split.labels[:4000].sum() == 2000
     lengths = np.array([len(ids) for ids in test_split.token_ids])
     assert 200 < lengths.mean() < 260 and lengths.max() > 1000  # some reviews are truncated
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dev-zero", "too-large"])
+def test_a_review_that_is_not_a_regular_file_of_bounded_size_is_refused_by_name(small_dataset, tmp_path, kind):
+    """No input in place of a review can hang the load (FIFO) or fill memory (/dev/zero, a huge file)."""
+    import os
+
+    from qsl.reviews import MAX_REVIEW_BYTES
+
+    review = small_dataset / "test" / "pos" / "10_9.txt"
+    review.unlink()
+    if kind == "folder":
+        review.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(review)
+    elif kind == "dev-zero":
+        review.symlink_to("/dev/zero")
+    else:
+        review.write_bytes(b"a " * (MAX_REVIEW_BYTES // 2 + 1))
+    with pytest.raises(DatasetError, match=r"10_9\.txt.*regular text file"):
+        tokenized_split(small_dataset, "test", Vocabulary(["film"], 5200), tmp_path / "cache")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "ids-out-of-range", "folder"])
+def test_a_corrupt_token_cache_is_named_deleted_and_rebuilt(small_dataset, tmp_path, caplog, damage):
+    vocab = Vocabulary(["film", "great", "bad"], vocab_size=3)
+    cache = tmp_path / "cache"
+    first = tokenized_split(small_dataset, "test", vocab, cache)
+    (cache_file,) = (cache / "tokens").iterdir()
+    if damage == "truncated":
+        cache_file.write_bytes(cache_file.read_bytes()[:100])
+    elif damage == "garbage":
+        cache_file.write_bytes(b"\0" * 4096)
+    elif damage == "ids-out-of-range":
+        np.savez(cache_file, flat_ids=np.array([7, 9, 9], np.int16), offsets=np.array([0, 0, 1, 1, 2, 3], np.int64))
+    else:
+        cache_file.unlink()
+        cache_file.mkdir()
+    with caplog.at_level(logging.WARNING):
+        again = tokenized_split(small_dataset, "test", vocab, cache)
+    assert cache_file.name in caplog.text and "unusable" in caplog.text
+    assert [ids.tolist() for ids in again.token_ids] == [ids.tolist() for ids in first.token_ids]
+    if damage != "folder":  # rebuilt: the next load reads it without a warning
+        caplog.clear()
+        tokenized_split(small_dataset, "test", vocab, cache)
+        assert "unusable" not in caplog.text
+
+
+def test_an_unwritable_token_cache_costs_time_not_the_run(small_dataset, tmp_path, caplog):
+    """A cache folder that cannot be created or written (here: under a file, which even root cannot write
+    into) leaves the ids computed, used and the path named."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING):
+        split = tokenized_split(small_dataset, "test", Vocabulary(["film", "great", "bad"], 3), blocker / "cache")
+    assert [ids.tolist() for ids in split.token_ids] == [[], [1], [], [2], [2, 1]]
+    assert "cannot save the token ids" in caplog.text and "not-a-folder" in caplog.text
