@@ -2,7 +2,11 @@
 
 Only regular files and folders are extracted. A member with an absolute name,
 a ``..`` that leaves the target, a link, or a device makes the whole archive
-fail with :class:`UnsafeArchiveError` before anything is written. Extraction
+fail with :class:`UnsafeArchiveError` before anything is written, and so does
+an archive that would expand beyond :data:`MAX_EXPANSION_RATIO` times its own
+size or :data:`MAX_EXTRACTED_BYTES` in all, or hold more than
+:data:`MAX_MEMBERS` members (the check stops at the first member over a
+bound, so a decompression bomb costs no more than the bound to refuse). Extraction
 goes to a temporary sibling folder that is renamed into place only when
 complete, so an interrupted run never leaves a half-extracted dataset behind.
 """
@@ -21,6 +25,12 @@ from qsl.files import atomic_directory, sha256_of_file
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+#: the most an archive may expand: its members' bytes over its own (IMDB's archives: 2.4 to 3)
+MAX_EXPANSION_RATIO = 20
+#: the most bytes an archive may extract to, however large it is
+MAX_EXTRACTED_BYTES = 4 << 30
+#: the most members an archive may have (IMDB's: about 100,000)
+MAX_MEMBERS = 500_000
 
 
 def is_archive(path: Path) -> bool:
@@ -37,14 +47,29 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise UnsafeArchiveError(f"archive member {member.name!r} is a {kind}; only regular files are accepted")
 
 
+def checked_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
+    """The members of ``tar`` (read from ``archive``), each checked by :func:`check_member`, within the
+    expansion bounds; :class:`UnsafeArchiveError` at the first member that breaks one."""
+    limit = min(MAX_EXTRACTED_BYTES, MAX_EXPANSION_RATIO * max(archive.stat().st_size, 1))
+    members, expanded = [], 0
+    for member in tar:
+        check_member(member)
+        members.append(member)
+        expanded += member.size
+        if expanded > limit or len(members) > MAX_MEMBERS:
+            raise UnsafeArchiveError(
+                f"{archive} would expand to more than {limit:,} bytes or {MAX_MEMBERS:,} members (at most "
+                f"{MAX_EXPANSION_RATIO} times its size, {MAX_EXTRACTED_BYTES >> 30} GiB in all): it is not an IMDB "
+                "archive, or it is damaged; download it again")
+    return members
+
+
 def extract_archive(archive: Path, target: Path) -> None:
     """Extract every member of ``archive`` into the new folder ``target``, atomically."""
     try:
         with atomic_directory(target) as staging:
             with tarfile.open(archive, "r:*") as tar:
-                members = tar.getmembers()
-                for member in members:
-                    check_member(member)
+                members = checked_members(tar, archive)
                 for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
                     tar.extract(member, staging, filter="data")
     except OSError as error:

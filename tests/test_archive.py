@@ -131,3 +131,25 @@ def test_dataset_root_of_an_archive_with_top_folder(imdb_archive, cache):
 def test_dataset_root_of_a_missing_path_explains_what_to_do(tmp_path, cache):
     with pytest.raises(DatasetError, match="qsl.download"):
         dataset_root(tmp_path / "nowhere.tar.gz")
+
+
+def test_an_archive_that_expands_a_thousandfold_is_refused_before_it_fills_the_disk(tmp_path, cache):
+    zeros = tarfile.TarInfo("aclImdb/train/pos/5_9.txt")
+    zeros.size = 40 << 20  # 40 MiB of zeros: about 40 KB compressed
+    members = [file_member("aclImdb/train/pos/0_9.txt", "fine"), (zeros, b"\0" * zeros.size)]
+    bomb = write_archive(tmp_path / "bomb.tar.gz", members)
+    assert bomb.stat().st_size * 500 < zeros.size
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.tar\.gz would expand to more than"):
+        extracted_archive(bomb, cache)
+    datasets = cache / "datasets"
+    assert not datasets.exists() or list(datasets.iterdir()) == []
+
+
+def test_the_expansion_bounds_leave_room_for_the_real_archive(dataset_path):
+    if not qsl.archive.is_archive(dataset_path):
+        pytest.skip("the dataset is a folder")
+    with tarfile.open(dataset_path) as tar:
+        members = qsl.archive.checked_members(tar, dataset_path)
+    assert len(members) > 50_000
+    expanded = sum(member.size for member in members)
+    assert expanded * 3 < qsl.archive.MAX_EXPANSION_RATIO * dataset_path.stat().st_size
