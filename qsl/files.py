@@ -39,11 +39,12 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     """
     path = Path(path)
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a FIFO, socket or device"
+        raise NotARegularFileError(f"{path} is {kind}, not a regular file")
     with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a FIFO, socket or device"
-            raise NotARegularFileError(f"{path} is {kind}, not a regular file")
         data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise NotARegularFileError(f"{path} is larger than {max_bytes:,} bytes, the most this input may have")
@@ -65,7 +66,8 @@ def atomic_write(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 
     The stream writes to a hidden temporary file beside ``path``; on success it
     is flushed, given ``mode`` and renamed over ``path``; on any error
-    (``BaseException`` included) it is deleted and ``path`` is left as it was.
+    (``BaseException`` included) it is deleted and ``path`` is left as it was;
+    an :class:`OSError` of the writes (a full disk) is raised with ``path`` as its file name.
     """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -76,9 +78,11 @@ def atomic_write(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             os.fsync(stream.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(path)) from error  # name the file (a full disk...)
         raise
 
 

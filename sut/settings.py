@@ -30,15 +30,19 @@ read even for an Offline run, but only the run's scenario uses it.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import hashlib
 import importlib.metadata
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlperf_loadgen as lg
+
+from qsl.files import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,14 @@ FILE_KEYS = frozenset({
     "use_token_latencies", "ttft_latency", "tpot_latency", "infer_token_latencies",
     "token_latency_scaling_factor",
 })
+# Keys FromConfig reads with strtod (any other key with strtoull, Server's target_latency too).
+FLOAT_KEYS = frozenset({"target_qps", "target_latency_percentile", "target_latency"})
+#: the largest whole number a file may give (LoadGen logs larger ones as negative)
+MAX_INTEGER_VALUE = 2**63 - 1
+DECIMAL_INTEGER = re.compile(r"^(0|[1-9][0-9]*)$")
+HEX_INTEGER = re.compile(r"^0[xX][0-9a-fA-F]+$")
+#: the largest config file read (bytes)
+MAX_CONFIG_BYTES = 1 << 20
 # Keys FromConfig reads only from its built-in rules, never from a file.
 BUILT_IN_ONLY_KEYS = frozenset({
     "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_probability",
@@ -153,6 +165,8 @@ class RunSettings:
     mode: str
     config_files: list[ConfigFile]
     overrides: list[Override] = field(default_factory=list)
+    #: whether ``server_max_async_queries`` was set by :func:`sut.load_plan.bound_server_backlog`, not a file
+    backlog_bound_set: bool = False
 
     def add_override(self, override: Override) -> None:
         """Apply ``override`` to the ``TestSettings`` and keep it in the record."""
@@ -209,20 +223,29 @@ def load_run_settings(
 
 def _load_file(settings: lg.TestSettings, path: Path, scenario: str) -> ConfigFile:
     try:
-        content = path.read_bytes()
+        content = read_regular_file(path, MAX_CONFIG_BYTES)
     except OSError as error:
+        reason = str(error) if error.strerror is None else f"{path}: {error.strerror}"
         raise ConfigError(
-            f"cannot read LoadGen config {path}: {error.strerror or error}. "
-            f"Pass an existing file, or restore it from {CONFIG_DIR}"
+            f"cannot read LoadGen config {reason}. Pass a regular text file of at most {MAX_CONFIG_BYTES // 1024} KiB, "
+            f"or restore it from {CONFIG_DIR}"
         ) from None
     text = content.decode("utf-8", errors="replace")
-    for warning in _ignored_settings(text):
+    lines, syntax_errors = _settings_lines(text)
+    warnings, errors = _check_lines(lines)
+    for warning in warnings:
         log.warning("%s: %s", path, warning)
+    if not syntax_errors and errors:
+        raise ConfigError(f"{path}: " + "; ".join(errors))
+    if not syntax_errors and not any(line.model in (MODEL_NAME, "*") for line in lines):
+        raise ConfigError(
+            f"{path} sets nothing for {MODEL_NAME} (no line 'seq2cnn.<scenario>.<key> = value' or '*.<scenario>.<key> = "
+            "value'): LoadGen would fall back to its built-in defaults without a word. Restore the file from "
+            f"{CONFIG_DIR}, or pass the right one")
     status = settings.FromConfig(str(path), MODEL_NAME, scenario, FILE)
     if status == -errno.EINVAL:
-        syntax_errors = _settings_lines(text)[1] or ["a line is not 'key = number'"]
         raise ConfigError(
-            f"LoadGen rejected {path}: " + "; ".join(syntax_errors)
+            f"LoadGen rejected {path}: " + "; ".join(syntax_errors or ["a line is not 'key = number'"])
             + ". Each line must be 'model.scenario.key = number' or a comment line starting with '# '"
         )
     if status != 0:
@@ -246,8 +269,36 @@ def _is_number(token: str) -> bool:
         return False
 
 
-def _settings_lines(text: str) -> tuple[list[tuple[int, str]], list[str]]:
-    """``(line number, key)`` of each setting and the errors, tokenized the way LoadGen does."""
+@dataclass(frozen=True)
+class SettingLine:
+    """One ``model.scenario.key = value`` line of a config file (``model``, ``scenario``, ``name`` are
+    empty when the key does not have three parts)."""
+
+    number: int
+    key: str
+    value: str
+
+    @property
+    def parts(self) -> list[str]:
+        """``[model, scenario, key]``; a model name may hold dots (``wan-2.2-t2v-a14b`` does)."""
+        parts = self.key.rsplit(".", 2)
+        return parts if len(parts) == 3 else ["", "", ""]
+
+    @property
+    def model(self) -> str:
+        return self.parts[0]
+
+    @property
+    def scenario(self) -> str:
+        return self.parts[1]
+
+    @property
+    def name(self) -> str:
+        return self.parts[2]
+
+
+def _settings_lines(text: str) -> tuple[list[SettingLine], list[str]]:
+    """Each setting line and the syntax errors, tokenized the way LoadGen does."""
     settings, errors = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -262,33 +313,69 @@ def _settings_lines(text: str) -> tuple[list[tuple[int, str]], list[str]]:
                 f"line {number}: {bad_values[0]!r} is not a number (a comment must be on a line of its own)"
             )
         elif len(tokens) > 2:
-            settings.append((number, tokens[0]))
+            settings.append(SettingLine(number, tokens[0], tokens[-1]))  # LoadGen keeps the last value
     return settings, errors
 
 
-def _ignored_settings(text: str) -> list[str]:
-    """Settings of this model that LoadGen would ignore without a word (typos, built-in-only keys)."""
-    warnings = []
-    for number, key in _settings_lines(text)[0]:
-        parts = key.split(".")
-        if len(parts) != 3:
-            warnings.append(f"line {number}: {key!r} is not 'model.scenario.key'; LoadGen ignores it")
+def _reads_as_integer(line: SettingLine) -> bool:
+    """Whether LoadGen reads the line's value with ``strtoull`` (a whole number), not ``strtod``."""
+    if line.name == "target_latency":  # Server's bound is whole milliseconds; SingleStream's and MultiStream's not
+        return line.scenario in ("Server", "*")
+    return line.name not in FLOAT_KEYS
+
+
+def _value_error(line: SettingLine) -> str | None:
+    """Why LoadGen would not read the line's value as written (truncated, wrapped, overflowed), or None."""
+    token = line.value.lstrip("+")
+    if _reads_as_integer(line):
+        if not (DECIMAL_INTEGER.match(token) or HEX_INTEGER.match(token)):
+            return (f"line {line.number}: LoadGen reads {line.name!r} as a whole number: {line.value!r} would be read as "
+                    f"something else (it stops at the first character that is not a digit, reads a leading 0 as "
+                    f"octal and wraps a minus sign around); write a plain whole number")
+        if int(token, 0) > MAX_INTEGER_VALUE:
+            return (f"line {line.number}: {line.value} is too large for {line.name!r}: LoadGen would overflow it "
+                    f"(at most {MAX_INTEGER_VALUE:,})")
+        return None
+    value = float(int(token, 0)) if HEX_INTEGER.match(token) else float(token)
+    if not math.isfinite(value) or value <= 0:
+        return f"line {line.number}: {line.name!r} must be a positive finite number, not {line.value}"
+    return None
+
+
+def _check_lines(lines: list[SettingLine]) -> tuple[list[str], list[str]]:
+    """Warnings and errors about the lines of one file that apply to this model.
+
+    Errors: a line meant for this model that LoadGen would ignore or misread (a
+    misspelt model name, scenario or key; a value it would truncate, wrap or
+    overflow). Warnings: a ``*`` line of a key LoadGen does not read (MLPerf's
+    own mlperf.conf has one), or a key it reads only from its built-in rules.
+    """
+    warnings, errors = [], []
+    for line in lines:
+        if not line.model:
+            meant_here = line.key.split(".")[0] in (MODEL_NAME, "*")
+            (errors if meant_here else warnings).append(
+                f"line {line.number}: {line.key!r} is not 'model.scenario.key'; LoadGen would ignore it")
             continue
-        model, scenario, name = parts
-        if model not in (MODEL_NAME, "*"):
+        if line.model not in (MODEL_NAME, "*"):
+            if line.model.lower() == MODEL_NAME or difflib.get_close_matches(line.model.lower(), [MODEL_NAME], cutoff=0.7):
+                errors.append(f"line {line.number}: model {line.model!r} is not {MODEL_NAME!r}; LoadGen would ignore "
+                              "the line (model names are case-sensitive)")
             continue
-        if scenario != "*" and scenario not in SCENARIOS:
-            warnings.append(
-                f"line {number}: unknown scenario {scenario!r} in {key!r} (expected * or {', '.join(SCENARIOS)}); "
-                "LoadGen ignores it"
-            )
-        elif name == "mode":
-            warnings.append(f"line {number}: the run's mode is chosen by the caller; this line has no effect")
-        elif name in BUILT_IN_ONLY_KEYS:
-            warnings.append(f"line {number}: LoadGen reads {name!r} only from its built-in rules; this line has no effect")
-        elif name not in FILE_KEYS:
-            warnings.append(f"line {number}: LoadGen has no setting {name!r}; this line has no effect")
-    return warnings
+        problems = errors if line.model == MODEL_NAME else warnings
+        if line.scenario != "*" and line.scenario not in SCENARIOS:
+            problems.append(f"line {line.number}: unknown scenario {line.scenario!r} in {line.key!r} (expected * or "
+                            f"{', '.join(SCENARIOS)}); LoadGen would ignore it")
+        elif line.name == "mode":
+            warnings.append(f"line {line.number}: the run's mode is chosen by the caller; this line has no effect")
+        elif line.name in BUILT_IN_ONLY_KEYS:
+            warnings.append(f"line {line.number}: LoadGen reads {line.name!r} only from its built-in rules; "
+                            "this line has no effect")
+        elif line.name not in FILE_KEYS:
+            problems.append(f"line {line.number}: LoadGen has no setting {line.name!r}; the line would have no effect")
+        elif (problem := _value_error(line)) is not None:
+            errors.append(problem)
+    return warnings, errors
 
 
 def _quick_run_overrides(

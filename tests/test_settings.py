@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import json
 import logging
+import re
 
 import mlperf_loadgen as lg
 import pytest
@@ -135,23 +136,74 @@ def test_comment_after_a_value_is_rejected_with_its_line(tmp_path):
     assert str(user_conf) in message and "line 2" in message and "'#'" in message
 
 
-def test_key_loadgen_ignores_is_warned_about(tmp_path, caplog):
+def test_lines_loadgen_would_ignore_are_warned_about_or_refused(tmp_path, caplog):
+    """A line meant for seq2cnn that LoadGen would ignore is an error; a '*' line of an unknown key (MLPerf's
+    own mlperf.conf has '*.Server.target_duration') and a built-in-only key are warnings; other models pass."""
     user_conf = tmp_path / "user.conf"
     user_conf.write_text(
-        "seq2cnn.Offline.target_qsp = 13\n"
-        "seq2cnn.Ofline.target_qps = 13\n"
+        "seq2cnn.Offline.target_qps = 13\n"
+        "*.Server.target_duration = 0\n"
         "*.*.qsl_rng_seed = 1\n"
         "resnet50.Offline.anything = 1\n"
+        "wan-2.2-t2v-a14b.Offline.min_query_count = 1\n"
     )
     with caplog.at_level(logging.WARNING, logger="sut.settings"):
         settings = load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, user_conf)
-
     warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == 3
-    assert "line 1" in warnings[0] and "'target_qsp'" in warnings[0]
-    assert "line 2" in warnings[1] and "'Ofline'" in warnings[1]
-    assert "line 3" in warnings[2] and "built-in" in warnings[2]
-    assert settings.qsl_rng_seed == built_in("Offline").qsl_rng_seed
+    assert len(warnings) == 2
+    assert "line 2" in warnings[0] and "'target_duration'" in warnings[0]
+    assert "line 3" in warnings[1] and "built-in" in warnings[1]
+    assert settings.qsl_rng_seed == built_in("Offline").qsl_rng_seed and settings.offline_expected_qps == 13
+
+
+@pytest.mark.parametrize(("line", "explains"), [
+    ("seq2cnn.Offline.target_qsp = 13", "no setting 'target_qsp'"),
+    ("seq2cnn.Ofline.target_qps = 13", "unknown scenario 'Ofline'"),
+    ("seq2ccn.Offline.target_qps = 13", "model 'seq2ccn' is not 'seq2cnn'"),
+    ("Seq2CNN.Offline.target_qps = 13", "model 'Seq2CNN' is not 'seq2cnn'"),
+    ("seq2cnn.target_qps = 13", "is not 'model.scenario.key'"),
+    ("seq2cnn.*.min_duration = 99999999999999999999999", "too large for 'min_duration'"),
+    ("seq2cnn.*.min_duration = 6e5", "as a whole number"),
+    ("seq2cnn.*.min_duration = 0600000", "as a whole number"),
+    ("seq2cnn.*.min_query_count = -5", "as a whole number"),
+    ("seq2cnn.Server.target_latency = 0.5", "as a whole number"),
+    ("seq2cnn.Offline.target_qps = -5", "positive finite number"),
+    ("seq2cnn.Offline.target_qps = 0", "positive finite number"),
+    ("seq2cnn.Server.target_qps = nan", "positive finite number"),
+    ("seq2cnn.Server.target_qps = inf", "positive finite number"),
+])
+def test_a_line_loadgen_would_ignore_or_misread_is_refused_with_its_number(tmp_path, line, explains):
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text(f"# tuning\nseq2cnn.SingleStream.target_latency = 0.5\n{line}\n")
+    with pytest.raises(ConfigError, match=re.escape(explains)) as raised:
+        load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, user_conf)
+    assert str(user_conf) in str(raised.value) and "line 3" in str(raised.value)
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "resnet50.Offline.target_qps = 100\n"])
+@pytest.mark.parametrize("which", ["mlperf", "user"])
+def test_a_config_that_sets_nothing_for_seq2cnn_is_refused(tmp_path, content, which):
+    """An empty rules or tuning file would silently leave LoadGen's built-in defaults in force."""
+    empty = tmp_path / f"{which}.conf"
+    empty.write_text(content)
+    files = (empty, DEFAULT_USER_CONF) if which == "mlperf" else (DEFAULT_MLPERF_CONF, empty)
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(empty))} sets nothing for seq2cnn"):
+        load_test_settings("Offline", "performance", *files)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
+def test_a_config_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, kind):
+    import os
+
+    path = tmp_path / "user.conf"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    with pytest.raises(ConfigError, match=r"user\.conf is a (FIFO|folder).*regular text file"):
+        load_test_settings("Offline", "performance", DEFAULT_MLPERF_CONF, path)
 
 
 def test_unknown_scenario_lists_the_valid_ones():
