@@ -13,8 +13,9 @@ run writes into its own new folder (default results/<UTC time>-<scenario>-<kind>
 
 Exit status: 0 done (a performance run may still be INVALID: read the
 summary); 1 accuracy below the 99% target, a failed compliance test, or no
-VALID rate in a peak search; 2 bad input (the message says what and where);
-3 inference failed during the run.
+VALID rate in a peak search; 2 bad input (the message says what and where),
+or a disk that filled during the run; 3 inference failed during the run;
+130 / 143 stopped by SIGINT / SIGTERM (run.json then says "interrupted").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from model.backends import BACKENDS, Backend
@@ -32,6 +34,7 @@ from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.vocabulary import VocabularyError
 from sut.accuracy import AccuracyCheckError
 from sut.compliance import COMPLIANCE_TESTS, ComplianceError
+from sut.interrupts import RunInterrupted, interrupts_raise
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
 from sut.run_record import RunRecord
 from sut.runner import EXIT_INFERENCE_FAILED, RunConfig, RunError, RunOutcome, run_benchmark
@@ -39,6 +42,10 @@ from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, Conf
 from sut.test01 import VerificationError
 
 log = logging.getLogger("run")
+
+EXIT_BAD_INPUT = 2
+#: how long LoadGen's log thread is given to write its last lines before the process ends (s)
+LOADGEN_FLUSH_S = 0.1
 
 #: errors that mean the request cannot be run as given (exit 2)
 USAGE_ERRORS = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
@@ -147,7 +154,12 @@ def print_summary(outcome: RunOutcome) -> None:
     if result is not None and result.valid is not None:
         reasons = f" ({'; '.join(check + ': NO' for check in result.failed_checks)})" if result.failed_checks else ""
         print(f"Validity   : {result.validity}{reasons}")
-        if (more := result.more_queries_needed()) is not None:
+        if result.ended_for_backlog:
+            plan = record.load_plan
+            bound = f"more than {plan.max_outstanding_queries:,} " if plan and plan.max_outstanding_queries else ""
+            print(f"Backlog    : LoadGen ended the run early: {bound}queries were waiting, the system could not keep "
+                  "up with the arrival rate: lower --qps (or find the highest rate with --find-peak-performance)")
+        elif (more := result.more_queries_needed()) is not None:
             print(f"Early stop : LoadGen would need at least {more:,} more queries for its percentile estimate: "
                   "run longer (--time) or faster (--qps)")
         elif result.missed_latency_bound and record.scenario == "Server":
@@ -182,19 +194,36 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
     config = parse_args(argv)
     command = sys.argv if argv is None else ["run.py", *argv]
     try:
-        outcome = run_benchmark(config, backend, command)
+        with interrupts_raise():
+            outcome = run_benchmark(config, backend, command)
+    except RunInterrupted as interrupt:
+        print(f"error: {interrupt}: the run stopped; its folder keeps what was written, and its run.json says "
+              "'interrupted'", file=sys.stderr)
+        if interrupt.loadgen_started:
+            _end_process(interrupt.exit_code)
+        return interrupt.exit_code
     except USAGE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except OSError as error:  # a full disk, a folder that went away: the message names the file
+        print(f"error: {error.strerror or error}: {error.filename or ''}; free some space or choose another "
+              "--output-dir, and run again", file=sys.stderr)
+        _end_process(EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - inference failed inside LoadGen's run
         print(f"error: inference failed, run stopped: {type(error).__name__}: {error}", file=sys.stderr)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # LoadGen's threads cannot be stopped from Python: end the process here.
-        os._exit(EXIT_INFERENCE_FAILED)
+        _end_process(EXIT_INFERENCE_FAILED)
     print_summary(outcome)
     return exit_code(outcome)
+
+
+def _end_process(code: int) -> None:
+    """Flush the logs and end the process now: LoadGen's threads cannot be stopped from Python, and a normal
+    exit with them alive aborts ("terminate called without an active exception")."""
+    time.sleep(LOADGEN_FLUSH_S)  # LoadGen's log thread writes its last lines every few milliseconds
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

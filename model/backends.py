@@ -39,10 +39,19 @@ class Backend(Protocol):
 
 
 def torch_device(requested: str) -> torch.device:
-    """``requested`` as a torch device, refusing CUDA when torch sees none."""
-    device = torch.device(requested)
+    """``requested`` as a torch device; :class:`ValueError` for a name torch does not know, or a CUDA
+    device torch does not see."""
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"--device {requested!r} is not a torch device: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {requested}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                         f"numbered from 0; pick one of them")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {requested}: the backends run on cpu or cuda, not {device.type}")
     return device
 
 

@@ -24,13 +24,7 @@ from qsl.errors import DatasetError
 from qsl.files import atomic_write
 from qsl.locations import cache_dir
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
-from qsl.reviews import (
-    Review,
-    dataset_root,
-    decode_review,
-    read_review_bytes,
-    split_reviews,
-)
+from qsl.reviews import Review, dataset_root, decode_review, read_review_bytes, split_reviews
 from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger(__name__)

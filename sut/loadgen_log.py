@@ -23,6 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
@@ -47,6 +48,10 @@ VALIDITY_CHECKS = {
 }
 PERCENTILE_KEY = re.compile(r"^result_(?P<percentile>\d+\.\d+)_percentile_latency_ns$")
 MORE_QUERIES = re.compile(r"Would need to run at least (?P<count>\d+) more queries", re.IGNORECASE)
+#: LoadGen's error when a Server run had more outstanding queries than ``server_max_async_queries``
+BACKLOG_ERROR = "Too many outstanding queries"
+#: detail-log keys kept in :attr:`LoadGenResult.used_settings` besides the ``effective_*`` ones
+USED_KEYS = ("generated_query_count", "generated_samples_per_query", "generated_query_duration")
 LOADGEN_MODES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "FindPeakPerformance": "find_peak"}
 
 
@@ -107,6 +112,8 @@ class LoadGenResult:
     """What LoadGen concluded about one run, read from its detail log.
 
     ``valid`` is None for accuracy runs (LoadGen judges only performance).
+    ``used_settings`` are the values LoadGen ran with, which the record keeps
+    beside the values it was given.
     ``headline`` is the scenario's MLPerf figure (see the module docstring);
     ``percentile`` the plain latency at the target percentile (SingleStream,
     MultiStream, Server) and ``tail`` Server's p99.9. ``latencies_ns`` maps
@@ -123,6 +130,8 @@ class LoadGenResult:
     errors: list[str] = field(default_factory=list)
     early_stopping: str | None = None
     latencies_ns: dict[float, float] = field(default_factory=dict)
+    #: what LoadGen used, as it logged it: its ``effective_*`` settings (prefix dropped) and ``generated_query_count``
+    used_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def validity(self) -> str:
@@ -132,6 +141,12 @@ class LoadGenResult:
     def missed_latency_bound(self) -> bool:
         """Whether LoadGen found the latency at the target percentile over the bound (Server)."""
         return VALIDITY_CHECKS["result_perf_constraints_met"] in self.failed_checks
+
+    @property
+    def ended_for_backlog(self) -> bool:
+        """Whether LoadGen ended a Server run early because too many queries were outstanding
+        (``server_max_async_queries``, see :mod:`sut.load_plan`)."""
+        return any(BACKLOG_ERROR in error for error in self.errors)
 
     def more_queries_needed(self) -> int | None:
         """How many more queries LoadGen's early stopping asked for, when that, not the latency bound, failed
@@ -154,8 +169,10 @@ def read_result(log_dir: Path) -> LoadGenResult:
     latencies = {float(m["percentile"]): float(value) for key, value in values.items()
                  if (m := PERCENTILE_KEY.match(key)) and _number(value) is not None}
     validity = values.get("result_validity")
+    used = {key.removeprefix("effective_"): value for key, value in values.items()
+            if key.startswith("effective_") or key in USED_KEYS}
     result = LoadGenResult(scenario, mode, None if validity is None else validity == "VALID", errors=errors,
-                           latencies_ns=latencies)
+                           latencies_ns=latencies, used_settings=used)
     if validity is None:
         return result
     result.failed_checks = [name for key, name in VALIDITY_CHECKS.items() if values.get(key) is False]

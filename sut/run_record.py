@@ -1,12 +1,15 @@
 """``run.json``: the record of one run, its one writer and its one reader.
 
 Every run folder holds a ``run.json`` written by :mod:`sut.runner` when the
-run starts (status ``running``) and again when it ends (``finished`` or
-``failed``). It says what kind of run it was (:data:`RunKind`, decided once,
-by the runner), the command, the settings LoadGen was given and where they
-came from, the backend and its weights, the dataset, versions, git commit and
-machine, and the outcome: LoadGen's result, the sample bookkeeping, the
-accuracy check, the compliance test, or the find-peak search.
+run starts (status ``running``) and again when it ends (``finished``,
+``failed``, or ``interrupted`` by SIGINT or SIGTERM). It says what kind of run
+it was (:data:`RunKind`, decided once, by the runner), the command, the
+settings LoadGen was given and where they came from, the query set LoadGen
+was expected to build (:class:`sut.load_plan.LoadPlan`), the backend and its
+weights, the dataset, versions, git commit and machine, and the outcome:
+LoadGen's result (with the settings LoadGen says it used), the sample
+bookkeeping, the process's peak memory, the accuracy check, the compliance
+test, or the find-peak search.
 
 Everything that reads a run folder (TEST01 verification, the submission
 packer and checker, the report) reads it through :func:`read_run_record`,
@@ -30,6 +33,7 @@ import pydantic
 
 from qsl.files import write_bytes_atomically
 from sut.accuracy import AccuracySummary
+from sut.load_plan import LoadPlan
 from sut.loadgen_log import LoadGenResult
 from sut.peak_search import PeakSearch
 from sut.run_files import RUN_RECORD_FILE
@@ -40,7 +44,7 @@ from sut.ledger import SampleCounts
 RECORD_VERSION = 2
 #: what a run is: a performance or accuracy run, a compliance test, or a Server peak search
 RunKind = Literal["performance", "accuracy", "TEST01", "find-peak"]
-RunStatus = Literal["running", "finished", "failed"]
+RunStatus = Literal["running", "finished", "failed", "interrupted"]
 
 
 class RunRecordError(RuntimeError):
@@ -113,6 +117,8 @@ class RunRecord:
     git: dict[str, Any]
     machine: dict[str, Any]
     compliance: ComplianceInfo | None = None
+    load_plan: LoadPlan | None = None
+    peak_rss_bytes: int | None = None
     wall_seconds: float | None = None
     samples: SampleCounts | None = None
     result: LoadGenResult | None = None

@@ -15,6 +15,8 @@ every :data:`PROGRESS_SECONDS`.
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import mlperf_loadgen as lg
 
-from model.backends import Backend, create_backend
+from model.backends import Backend, create_backend, torch_device
 from model.weights import DEFAULT_WEIGHTS
 from qsl.files import sha256_of_file
 from qsl.library import ImdbQSL
@@ -34,10 +36,12 @@ from qsl.vocabulary import DEFAULT_VOCABULARY
 from sut.accuracy import check_accuracy_log
 from sut.calibration import MARGIN, measure_offline_rate
 from sut.compliance import compliance_test, stage_audit_config
+from sut.interrupts import RunInterrupted
+from sut.load_plan import bound_server_backlog, check_run_settings
 from sut.loadgen_log import TRACE_FILE, read_result
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
 from sut.provenance import git_commit, machine, package_versions
-from sut.run_files import PROBES_DIR, SUT_TIMINGS_FILE
+from sut.run_files import PROBES_DIR, RUN_RECORD_FILE, SUT_TIMINGS_FILE
 from sut.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunKind, RunRecord, SutInfo
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, Override, RunSettings, load_run_settings
 from sut.system import InferenceError, Seq2CNNSystem
@@ -52,6 +56,9 @@ EXIT_INFERENCE_FAILED = 3
 PROGRESS_SECONDS = 10.0
 #: how often the main thread looks whether LoadGen finished or inference failed (s)
 POLL_SECONDS = 0.2
+#: a hidden file that holds disk space in a run folder while the run lasts, freed to write the final run.json
+RESERVE_FILE = ".space-reserve"
+RESERVE_BYTES = 256 * 1024
 #: The Server batch wait never exceeds this fraction of the latency target.
 MAX_WAIT_FRACTION_OF_TARGET = 0.1
 
@@ -129,34 +136,63 @@ def _output_exists(path: Path) -> RunError:
     return RunError(f"output folder {path} already exists; runs never overwrite earlier results: choose another --output-dir")
 
 
+def _cannot_create(path: Path, error: OSError) -> RunError:
+    return RunError(f"cannot create the run folder {path}: {error.strerror or error}. Pass an --output-dir in a folder "
+                    "you can write to (or run from one, for the default results/)")
+
+
 def new_run_dir(config: RunConfig) -> Path:
     """The run's folder, created empty: ``--output-dir`` (which must not exist), else a new
-    ``results/<UTC time>-<scenario>-<kind>`` (``-2``, ``-3``, ... for runs started in the same second)."""
+    ``results/<UTC time>-<scenario>-<kind>`` (``-2``, ``-3``, ... for runs started in the same second).
+    :class:`RunError` when it exists or cannot be created."""
     if config.output_dir is not None:
         run_dir = Path(config.output_dir)
+        if os.path.lexists(run_dir):  # a dangling link too
+            raise _output_exists(run_dir)
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             run_dir.mkdir()
         except FileExistsError:
             raise _output_exists(run_dir) from None
+        except OSError as error:
+            raise _cannot_create(run_dir, error) from None
         return run_dir
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = DEFAULT_RESULTS_DIR / f"{stamp}-{config.scenario}-{config.kind}"
-    base.parent.mkdir(parents=True, exist_ok=True)
     run_dir, suffix = base, 1
-    while True:
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:  # another run started in the same second
-            suffix += 1
-            run_dir = base.with_name(f"{base.name}-{suffix}")
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:  # another run started in the same second
+                suffix += 1
+                run_dir = base.with_name(f"{base.name}-{suffix}")
+    except OSError as error:
+        raise _cannot_create(run_dir, error) from None
 
 
-def _refuse_existing_output(config: RunConfig) -> None:
-    """Refuse an ``--output-dir`` that exists before anything is loaded (the folder is claimed later)."""
-    if config.output_dir is not None and (Path(config.output_dir).exists() or Path(config.output_dir).is_symlink()):
-        raise _output_exists(Path(config.output_dir))
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _refuse_unusable_output(config: RunConfig) -> None:
+    """Refuse an output folder that exists or cannot be created, before anything is loaded (the folder
+    itself is claimed later, so that a run that fails to load leaves none)."""
+    target = Path(config.output_dir) if config.output_dir is not None else DEFAULT_RESULTS_DIR / "new-run"
+    if config.output_dir is not None and os.path.lexists(target):
+        raise _output_exists(target)
+    ancestor = _nearest_existing(target.parent)
+    if not ancestor.is_dir():
+        raise RunError(f"cannot create the run folder {target}: {ancestor} is a file, not a folder. Pass another "
+                       "--output-dir")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunError(f"cannot create the run folder {target}: {ancestor} is not writable. Pass an --output-dir in "
+                       "a folder you can write to")
 
 
 def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float:
@@ -186,6 +222,7 @@ def _check_request(config: RunConfig) -> None:
             raise RunError(f"--peak-tolerance must lie between 0 and 1, got {config.peak_tolerance}")
     if not Path(config.model_path).is_file():
         raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
+    torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
 
 
 class LoadGenRun:
@@ -219,16 +256,21 @@ class LoadGenRun:
         thread = threading.Thread(target=test, name="loadgen", daemon=True)
         thread.start()
         next_progress = started + PROGRESS_SECONDS
-        while thread.is_alive():
-            if self.sut.failed.wait(timeout=POLL_SECONDS):
-                error = self.sut.error
-                if isinstance(error, Exception):
-                    raise error
-                # SystemExit, KeyboardInterrupt... from the backend: inference failed, the process did not ask to end
-                raise InferenceError(f"{type(error).__name__} raised inside the backend: {error}") from error
-            if time.perf_counter() >= next_progress:
-                self._log_progress(time.perf_counter() - started)
-                next_progress += PROGRESS_SECONDS
+        try:
+            while thread.is_alive():
+                if self.sut.failed.wait(timeout=POLL_SECONDS):
+                    error = self.sut.error
+                    if isinstance(error, Exception) and not isinstance(error, OSError):
+                        raise error
+                    # SystemExit, KeyboardInterrupt... from the backend: inference failed, the process did not ask to end
+                    raise InferenceError(f"{type(error).__name__} raised inside the backend: {error}") from error
+                if time.perf_counter() >= next_progress:
+                    self._log_progress(time.perf_counter() - started)
+                    next_progress += PROGRESS_SECONDS
+        except RunInterrupted as interrupt:
+            interrupt.loadgen_started = True  # its threads cannot be stopped: the process must end
+            log.warning("%s after %.1f s: stopping the run", interrupt, time.perf_counter() - started)
+            raise
         if errors:
             raise errors[0]
         wall_seconds = time.perf_counter() - started
@@ -249,10 +291,12 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     """Run LoadGen as ``config`` says and return where and what it wrote.
 
     ``backend`` replaces ``config.backend`` (for tests); ``command`` is the
-    command line recorded in ``run.json`` (default: this process's).
+    command line recorded in ``run.json`` (default: this process's). Once the
+    run folder exists, any way the run ends is recorded there: ``finished``,
+    ``failed`` with the error, or ``interrupted`` (:class:`RunInterrupted`).
     """
     _check_request(config)
-    _refuse_existing_output(config)
+    _refuse_unusable_output(config)
     baselines = config.baselines()
     if baselines is not None:  # before anything is loaded, so that a wrong folder costs no run
         check_baselines(config.scenario, baselines)
@@ -261,12 +305,15 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         config.scenario, config.mode, config.mlperf_conf, config.user_conf,
         duration_s=config.duration_s, target_qps=config.target_qps, target_latency_ms=config.target_latency_ms,
     )
+    check_run_settings(run_settings, run_settings.test_settings.performance_sample_count_override or 25_000)
     dataset_path = resolve_dataset_path(config.dataset_path)
     whole = load_test_split(dataset_path, config.vocabulary_path)
     split = whole.head(config.count) if config.count is not None else whole
     if config.count is not None:
         samples = min(run_settings.test_settings.performance_sample_count_override or len(split), len(split))
         run_settings.add_override(Override("count", config.count, {"performance_sample_count_override": samples}))
+    loaded_samples = run_settings.test_settings.performance_sample_count_override or len(split)
+    plan = check_run_settings(run_settings, len(split) if config.accuracy else loaded_samples)
     if backend is None:  # loading checks the weights' checksum, names and shapes
         log.info("loading the %s backend on %s", config.backend, config.device)
         backend = create_backend(config.backend, config.model_path, config.device, config.threads)
@@ -274,8 +321,10 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
             and config.target_qps is None:
         rate = MARGIN * measure_offline_rate(backend, split, config.max_batch_size, config.max_batch_tokens, config.workers)
         run_settings.add_override(Override("calibrated_qps", round(rate, 1), {"offline_expected_qps": round(rate, 1)}))
+        plan = check_run_settings(run_settings, loaded_samples)
+    plan = replace(plan, max_outstanding_queries=bound_server_backlog(run_settings, plan))
 
-    qsl = ImdbQSL(split, run_settings.test_settings.performance_sample_count_override or len(split))
+    qsl = ImdbQSL(split, loaded_samples)
     batch_wait_s = server_batch_wait_s(config.batch_wait_ms, run_settings) if config.scenario == "Server" else 0.0
     sut = Seq2CNNSystem(
         backend, qsl, config.scenario, max_batch_size=config.max_batch_size, max_batch_tokens=config.max_batch_tokens,
@@ -294,41 +343,105 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         settings=run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
         compliance=ComplianceInfo(test.name, test.settings, str(baselines.accuracy_run), str(baselines.performance_run))
         if test is not None and baselines is not None else None,
+        load_plan=plan,
     )
-    record.write(run_dir)
-    log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.kind, len(split), backend.name, run_dir)
-    runs = LoadGenRun(sut, qsl, run_settings, config.trace)
     started = time.perf_counter()
     try:
-        if config.find_peak:
-            record.peak_search = _search_peak(runs, run_dir, config.peak_tolerance)
-            peak = record.peak_search.peak_probe
-            record.result = peak.result if peak is not None else None
-            record.samples = peak.samples if peak is not None else None
-        else:
-            runs.start(run_dir, stage_audit_config(run_dir, test))
-            record.samples = sut.ledger.counts()
-            record.result = read_result(run_dir)
-    except BaseException as error:
-        record.status, record.error = "failed", f"{type(error).__name__}: {error}"
-        record.wall_seconds = round(time.perf_counter() - started, 2)
+        _reserve_space(run_dir)
         record.write(run_dir)
+        log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.kind, len(split),
+                 backend.name, run_dir)
+        verification = _run_and_check(config, record, LoadGenRun(sut, qsl, run_settings, config.trace), run_dir,
+                                      test, baselines, split.labels)
+    except BaseException as error:
+        record.status = "interrupted" if isinstance(error, RunInterrupted) else "failed"
+        record.error = f"{type(error).__name__}: {error}"
+        record.wall_seconds = round(time.perf_counter() - started, 2)
+        record.peak_rss_bytes = peak_rss_bytes()
+        _write_final_record(record, run_dir)
         raise
+    record.status = "finished"
+    _write_final_record(record, run_dir, must_succeed=True)
+    return RunOutcome(run_dir, record, verification)
+
+
+def peak_rss_bytes() -> int:
+    """The most resident memory this process has used so far (bytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reserve_space(run_dir: Path) -> None:
+    """Hold :data:`RESERVE_BYTES` of disk in the run folder, so that its final record fits on a disk that fills."""
+    with open(run_dir / RESERVE_FILE, "wb") as stream:
+        stream.write(b"\0" * RESERVE_BYTES)
+
+
+def _write_final_record(record: RunRecord, run_dir: Path, *, must_succeed: bool = False) -> None:
+    """Write the run's last record and drop the space reserve; on a full disk the reserve makes room for it.
+    If even that fails, say where the run stands (and raise the error when ``must_succeed``)."""
+    reserve = run_dir / RESERVE_FILE
+    try:
+        try:
+            record.write(run_dir)
+        except OSError:
+            reserve.unlink(missing_ok=True)
+            record.write(run_dir)
+    except OSError as error:
+        log.error("cannot record the run's end in %s (%s): its run.json still says 'running'; the run %s",
+                  run_dir / RUN_RECORD_FILE, error.strerror or error, record.status)
+        if must_succeed:
+            raise
+    finally:
+        reserve.unlink(missing_ok=True)
+
+
+def _run_and_check(config: RunConfig, record: RunRecord, runs: LoadGenRun, run_dir: Path, test, baselines,
+                   labels) -> Verification | None:
+    """The LoadGen run (or the peak search), then its accuracy check and compliance verification, into ``record``."""
+    started = time.perf_counter()
+    if config.find_peak:
+        record.peak_search = _search_peak(runs, run_dir, config.peak_tolerance)
+        peak = record.peak_search.peak_probe
+        record.result = peak.result if peak is not None else None
+        record.samples = peak.samples if peak is not None else None
+    else:
+        runs.start(run_dir, stage_audit_config(run_dir, test))
+        record.samples = runs.sut.ledger.counts()
+        record.result = read_result(run_dir)
+        _compare_used_settings(record)
     record.wall_seconds = round(time.perf_counter() - started, 2)
-    sut.shutdown()
-    qsl.destroy()
+    record.peak_rss_bytes = peak_rss_bytes()
+    runs.sut.shutdown()
+    runs.qsl.destroy()
 
     verification = None
     if config.accuracy:
-        record.accuracy = check_accuracy_log(run_dir, split.labels, judged=record.dataset.whole_split).summary()
+        record.accuracy = check_accuracy_log(run_dir, labels, judged=record.dataset.whole_split).summary()
     if test is not None and baselines is not None:
         record.status = "finished"  # the verification reads the compliance run's own record
         record.write(run_dir)
         verification = verify_test01(run_dir, baselines)
         record.compliance = replace(record.compliance, passed=verification.passed)  # type: ignore[arg-type]
-    record.status = "finished"
-    record.write(run_dir)
-    return RunOutcome(run_dir, record, verification)
+    return verification
+
+
+#: settings given to LoadGen (``TestSettings`` attribute) and the name LoadGen logs what it used under
+USED_SETTING_NAMES = {
+    "offline_expected_qps": "target_qps", "server_target_qps": "target_qps",
+    "min_duration_ms": "min_duration_ms", "server_max_async_queries": "max_async_queries",
+}
+
+
+def _compare_used_settings(record: RunRecord) -> None:
+    """Warn when LoadGen logged that it used another value than the one it was given."""
+    if record.result is None:
+        return
+    for attribute, name in USED_SETTING_NAMES.items():
+        given, used = record.settings.effective.get(attribute), record.result.used_settings.get(name)
+        if given is None or isinstance(used, bool) or not isinstance(used, (int, float)):
+            continue
+        if abs(float(used) - float(given)) > 1e-6 * max(1.0, abs(float(given))):
+            log.warning("LoadGen used %s = %s, not the %s it was given: see its detail log", name, used, given)
 
 
 def _search_peak(runs: LoadGenRun, run_dir: Path, tolerance: float) -> PeakSearch:
@@ -341,6 +454,7 @@ def _search_peak(runs: LoadGenRun, run_dir: Path, tolerance: float) -> PeakSearc
         folder = probes_dir / f"{len(list(probes_dir.iterdir())) + 1:02d}-{rate:.1f}qps"
         folder.mkdir()
         settings.server_target_qps = rate
+        bound_server_backlog(runs.run_settings, check_run_settings(runs.run_settings, runs.qsl.performance_sample_count))
         log.info("find-peak probe at %.1f queries/s -> %s", rate, folder)
         wall_seconds = runs.start(folder, stage_audit_config(folder, None))
         return Probe(rate, str(folder.relative_to(run_dir)), read_result(folder), runs.sut.ledger.counts(),
