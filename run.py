@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         with interrupts_raise():
             outcome = run_benchmark(config, backend, command)
     except RunInterrupted as interrupt:
-        print(f"error: {interrupt}: the run stopped; its folder keeps what was written, and its run.json says "
-              "'interrupted'", file=sys.stderr)
+        where = (f"{interrupt.run_dir} keeps what was written, and its run.json says 'interrupted'"
+                 if interrupt.run_dir is not None else "it had not started: nothing was written")
+        print(f"error: {interrupt}: the run stopped; {where}", file=sys.stderr)
         if interrupt.loadgen_started:
             _end_process(interrupt.exit_code)
         return interrupt.exit_code

@@ -108,8 +108,8 @@ def read_review_bytes(path: Path) -> bytes:
     try:
         return read_regular_file(path, MAX_REVIEW_BYTES)
     except OSError as error:
-        reason = str(error) if error.strerror is None else f"{path}: {error.strerror}"
-        raise DatasetError(f"cannot read review {reason}. Each review must be a regular text file of at most "
+        reason = f"review {error}" if error.strerror is None else f"cannot read review {path}: {error.strerror}"
+        raise DatasetError(f"{reason}. Each review must be a regular text file of at most "
                            f"{MAX_REVIEW_BYTES // 1024} KiB: replace or remove it") from None
 
 

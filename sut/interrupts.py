@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,14 @@ class RunInterrupted(BaseException):
 
     ``loadgen_started`` is set by the runner when LoadGen was running: its
     threads cannot be stopped, so the process must then end with ``os._exit``.
+    ``run_dir`` is set when the run had its folder, whose ``run.json`` then
+    says ``interrupted``.
     """
 
     def __init__(self, signum: int):
         self.signum = signum
         self.loadgen_started = False
+        self.run_dir: Path | None = None  # the run's folder, when the run had claimed one
         super().__init__(f"{signal.Signals(signum).name} received")
 
     @property

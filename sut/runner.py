@@ -133,6 +133,9 @@ class RunOutcome:
 
 
 def _output_exists(path: Path) -> RunError:
+    if path.is_symlink() and not path.exists():
+        return RunError(f"output folder {path} is a link to {os.readlink(path)}, which does not exist; a run's folder "
+                        "must be new: choose another --output-dir, or remove the link")
     return RunError(f"output folder {path} already exists; runs never overwrite earlier results: choose another --output-dir")
 
 
@@ -271,13 +274,13 @@ class LoadGenRun:
             interrupt.loadgen_started = True  # its threads cannot be stopped: the process must end
             log.warning("%s after %.1f s: stopping the run", interrupt, time.perf_counter() - started)
             raise
+        trace = Path(log_dir) / TRACE_FILE
+        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
+            trace.unlink()  # LoadGen opens it on every run; without --trace it stays empty
         if errors:
             raise errors[0]
         wall_seconds = time.perf_counter() - started
         self.sut.ledger.save_timings(Path(log_dir) / SUT_TIMINGS_FILE)
-        trace = Path(log_dir) / TRACE_FILE
-        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
-            trace.unlink()  # LoadGen opens it on every run; without --trace it stays empty
         return wall_seconds
 
     def _log_progress(self, elapsed_s: float) -> None:
@@ -354,6 +357,8 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         verification = _run_and_check(config, record, LoadGenRun(sut, qsl, run_settings, config.trace), run_dir,
                                       test, baselines, split.labels)
     except BaseException as error:
+        if isinstance(error, RunInterrupted):
+            error.run_dir = run_dir
         record.status = "interrupted" if isinstance(error, RunInterrupted) else "failed"
         record.error = f"{type(error).__name__}: {error}"
         record.wall_seconds = round(time.perf_counter() - started, 2)

@@ -225,9 +225,9 @@ def _load_file(settings: lg.TestSettings, path: Path, scenario: str) -> ConfigFi
     try:
         content = read_regular_file(path, MAX_CONFIG_BYTES)
     except OSError as error:
-        reason = str(error) if error.strerror is None else f"{path}: {error.strerror}"
+        reason = f"LoadGen config {error}" if error.strerror is None else f"cannot read LoadGen config {path}: {error.strerror}"
         raise ConfigError(
-            f"cannot read LoadGen config {reason}. Pass a regular text file of at most {MAX_CONFIG_BYTES // 1024} KiB, "
+            f"{reason}. Pass a regular text file of at most {MAX_CONFIG_BYTES // 1024} KiB, "
             f"or restore it from {CONFIG_DIR}"
         ) from None
     text = content.decode("utf-8", errors="replace")
