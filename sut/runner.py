@@ -224,6 +224,9 @@ def _check_request(config: RunConfig) -> None:
         if not 0 < config.peak_tolerance < 1:
             raise RunError(f"--peak-tolerance must lie between 0 and 1, got {config.peak_tolerance}")
     if not Path(config.model_path).is_file():
+        if Path(config.model_path).exists():
+            raise RunError(f"weights {config.model_path} is not a regular file (a folder, FIFO or device); pass "
+                           "--model-path of a .safetensors file")
         raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
     torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
 

@@ -110,6 +110,7 @@ def test_existing_output_folder_is_refused_and_left_alone(tmp_path):
         (["--user-conf", "nowhere/user.conf"], "nowhere/user.conf"),
         (["--count", "25001"], "--count 25001 is outside 1..25000"),
         (["--model-path", "no-weights.safetensors"], "weights file not found: no-weights.safetensors"),
+        (["--model-path", "/dev/zero"], "weights /dev/zero is not a regular file"),
         (["--dataset-path", "no-such-dataset"], "python -m qsl.download"),
         (["--scenario", "Offline", "--find-peak-performance"], "use it with --scenario Server"),
         (["--accuracy-run", "a"], "belong to a compliance run"),
