@@ -56,6 +56,8 @@ EXIT_INFERENCE_FAILED = 3
 PROGRESS_SECONDS = 10.0
 #: how often the main thread looks whether LoadGen finished or inference failed (s)
 POLL_SECONDS = 0.2
+#: reviews in the IMDB test split (the sample count assumed before the data is loaded)
+TEST_SPLIT_REVIEWS = 25_000
 #: a hidden file that holds disk space in a run folder while the run lasts, freed to write the final run.json
 RESERVE_FILE = ".space-reserve"
 RESERVE_BYTES = 256 * 1024
@@ -311,7 +313,8 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         config.scenario, config.mode, config.mlperf_conf, config.user_conf,
         duration_s=config.duration_s, target_qps=config.target_qps, target_latency_ms=config.target_latency_ms,
     )
-    check_run_settings(run_settings, run_settings.test_settings.performance_sample_count_override or 25_000)
+    # Before the data loads, so that settings out of range cost nothing; checked again with the real sample count.
+    check_run_settings(run_settings, run_settings.test_settings.performance_sample_count_override or TEST_SPLIT_REVIEWS)
     dataset_path = resolve_dataset_path(config.dataset_path)
     whole = load_test_split(dataset_path, config.vocabulary_path)
     split = whole.head(config.count) if config.count is not None else whole
@@ -360,9 +363,9 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         verification = _run_and_check(config, record, LoadGenRun(sut, qsl, run_settings, config.trace), run_dir,
                                       test, baselines, split.labels)
     except BaseException as error:
+        record.status = "failed"
         if isinstance(error, RunInterrupted):
-            error.run_dir = run_dir
-        record.status = "interrupted" if isinstance(error, RunInterrupted) else "failed"
+            error.run_dir, record.status = run_dir, "interrupted"
         record.error = f"{type(error).__name__}: {error}"
         record.wall_seconds = round(time.perf_counter() - started, 2)
         record.peak_rss_bytes = peak_rss_bytes()
