@@ -8,9 +8,9 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
 - ``trimmed``: the same convolutions over only the review's real tokens plus
   4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
 - ``folded``: the embedding folded into per-tap tables and the padding into
-  one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU,
-  torch gathers on a GPU. numba and the kernel are imported only when this
-  backend is created.
+  one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU
+  (fp32, or bf16 tables with ``precision="bf16"``), torch gathers on a GPU.
+  numba and the kernel are imported only when this backend is created.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ import torch
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN
 from model.weights import DEFAULT_WEIGHTS, load_model
+
+
+#: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read
+PRECISIONS = ("fp32", "bf16")
 
 
 class Backend(Protocol):
@@ -97,22 +101,36 @@ class TrimmedBackend(_TorchModelBackend):
 
 
 class FoldedBackend:
-    """Folded tables with a running max: a fused numba kernel on the CPU, torch gathers on a GPU."""
+    """Folded tables with a running max: a fused numba kernel on the CPU, torch gathers on a GPU.
+
+    ``precision`` is the CPU tables' (:data:`PRECISIONS`): fp32
+    (exact) or bf16. The folded tables come from :mod:`model.table_cache`
+    (built and cached on first use, under ``table_cache`` if given, else the
+    user's cache folder); ``load_report`` says where from and how long.
+    """
 
     name = "folded"
 
-    def __init__(self, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None):
+    def __init__(self, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32", table_cache: Path | None = None):
         import numba  # only this backend needs numba and its compiled kernel
 
-        from model.folded import FoldedTables
+        from model.table_cache import load_folded_tables
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         if threads:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             torch.set_num_threads(threads)
         self.device = torch_device(device)
-        tables = FoldedTables.from_model(load_model(weights_path))
+        if self.device.type != "cpu" and precision != "fp32":
+            raise ValueError(f"--precision {precision} is a CPU kernel option; on {device} the folded backend runs "
+                             "in fp32: drop --precision or use --device cpu")
+        self.precision = precision
+        tables, self.load_report = load_folded_tables(weights_path, table_cache)
         if self.device.type == "cpu":
-            self.compute = tables
+            self.compute = tables.tiled(precision)
+            del tables
             self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
         else:
             self.compute = tables.to_torch(self.device)
@@ -127,8 +145,17 @@ class FoldedBackend:
 BACKENDS = {backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)}
 
 
-def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None) -> Backend:
-    """The backend called ``name`` (see :data:`BACKENDS`) with the checked weights of ``weights_path``."""
+def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None,
+                   precision: str = "fp32") -> Backend:
+    """The backend called ``name`` (see :data:`BACKENDS`) with the checked weights of ``weights_path``.
+
+    ``precision`` other than fp32 exists for the ``folded`` backend only.
+    """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name == FoldedBackend.name:
+        return FoldedBackend(weights_path, device, threads, precision)
+    if precision != "fp32":
+        raise ValueError(f"--precision {precision} exists for the folded backend only; the {name} backend runs the "
+                         "PyTorch module in fp32")
     return BACKENDS[name](weights_path, device, threads)

@@ -69,12 +69,9 @@ def recorded_sha256(weights_path: Path) -> str | None:
     return record.read_text().split()[0].lower()
 
 
-def load_state_dict(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file, after checking its sha256 and its tensor names and shapes.
-
-    The expected sha256 is ``expected_sha256`` if given, else the one recorded
-    in ``<path>.sha256``; a file with neither is refused.
-    """
+def verified_sha256(path: Path, expected_sha256: str | None = None) -> str:
+    """The sha256 of the weights file ``path`` once it matches ``expected_sha256``, else the one recorded in
+    ``<path>.sha256``; :class:`WeightsError` for a missing file, no recorded sum, or a mismatch."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}; pass --model-path or restore model/seq2cnn.safetensors")
@@ -84,6 +81,17 @@ def load_state_dict(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = 
     actual = sha256_of_file(path)
     if actual != expected.lower():
         raise WeightsError(f"checksum mismatch for {path}: sha256 is {actual}, expected {expected}; the file is corrupt or not the recorded one")
+    return actual
+
+
+def load_state_dict(path: Path = DEFAULT_WEIGHTS, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, after checking its sha256 and its tensor names and shapes.
+
+    The expected sha256 is ``expected_sha256`` if given, else the one recorded
+    in ``<path>.sha256``; a file with neither is refused.
+    """
+    path = Path(path)
+    verified_sha256(path, expected_sha256)
     try:
         state = load_file(path)
     except (SafetensorError, OSError) as error:

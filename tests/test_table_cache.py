@@ -1,0 +1,80 @@
+"""The folded-table cache: built once per weights file, read back checked, rebuilt when damaged or stale."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from model.table_cache import cache_file_for, load_folded_tables, read_cache, write_cache
+from model.weights import sha256_of_file
+
+
+def same_tables(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.tables + a.biases + a.padding_vectors,
+                                                    b.tables + b.biases + b.padding_vectors)) \
+        and np.array_equal(a.classifier_weight, b.classifier_weight) and a.elu_alpha == b.elu_alpha
+
+
+@pytest.fixture(scope="module")
+def built(random_weights, tmp_path_factory):
+    """Tables built once into a fresh cache: (tables, report, cache root)."""
+    root = tmp_path_factory.mktemp("cache")
+    tables, report = load_folded_tables(random_weights, root)
+    return tables, report, root
+
+
+def test_first_load_builds_and_caches_then_reads_back_the_same_tables(built, random_weights):
+    tables, report, root = built
+    assert report.source == "built" and report.seconds > 0
+    path = cache_file_for(sha256_of_file(random_weights), root)
+    assert report.cache_file == str(path) and path.is_file()
+    again, second = load_folded_tables(random_weights, root)
+    assert second.source == "cache" and second.cache_file == str(path)
+    assert same_tables(tables, again)
+
+
+def test_damaged_cache_is_named_deleted_and_rebuilt(built, random_weights, tmp_path, caplog):
+    tables, _, _ = built
+    path = cache_file_for(sha256_of_file(random_weights), tmp_path)
+    write_cache(tables, sha256_of_file(random_weights), path)
+    data = bytearray(path.read_bytes())
+    data[-1000] ^= 0xFF  # one flipped byte inside the arrays
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="model.table_cache"):
+        rebuilt, report = load_folded_tables(random_weights, tmp_path)
+    assert report.source == "built"
+    assert f"folded-table cache {path} is unusable (its arrays do not match their recorded checksum)" in caplog.text
+    assert same_tables(tables, rebuilt)
+    assert read_cache(path, sha256_of_file(random_weights)) is not None  # the new file is whole
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "other weights", "fifo"])
+def test_every_unusable_cache_file_is_rebuilt(damage, built, random_weights, tmp_path, caplog):
+    tables, _, _ = built
+    digest = sha256_of_file(random_weights)
+    path = cache_file_for(digest, tmp_path)
+    path.parent.mkdir(parents=True)
+    if damage == "fifo":
+        os.mkfifo(path)
+    elif damage == "other weights":
+        write_cache(tables, "0" * 64, path)
+    else:
+        write_cache(tables, digest, path)
+        path.write_bytes(path.read_bytes()[:1000] if damage == "truncated" else b"")
+    with caplog.at_level(logging.WARNING, logger="model.table_cache"):
+        rebuilt, report = load_folded_tables(random_weights, tmp_path)
+    assert report.source == "built" and "is unusable" in caplog.text
+    assert same_tables(tables, rebuilt) and path.is_file()
+
+
+def test_unwritable_cache_is_a_warning_and_the_tables_still_serve(built, random_weights, tmp_path, caplog):
+    tables, _, _ = built
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="model.table_cache"):
+        served, report = load_folded_tables(random_weights, blocker)
+    assert report.source == "built" and "cannot save the folded tables" in caplog.text
+    assert same_tables(tables, served)
