@@ -1,7 +1,7 @@
 """Which samples LoadGen issued and the SUT completed, and when: the ledger, its counts and its timings file.
 
 The SUT records every sample id ``issue_queries`` received and every one it
-completed (:class:`SampleLedger`), so a run can prove that each was completed
+completed (:class:`SampleLedger`, in arrays reserved once per run), so a run can prove that each was completed
 exactly once (:class:`SampleCounts`, kept in ``run.json``), and the time of
 both, saved as ``sut_timings.npz`` and read back by :func:`read_sut_timings`
 (the run report's latency histogram and throughput over time).
@@ -12,14 +12,16 @@ from __future__ import annotations
 import threading
 import time
 import zipfile
-from collections import Counter
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from qsl.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 class TimingsError(RuntimeError):
@@ -37,51 +39,91 @@ class SampleCounts:
     completed_not_issued: int
 
 
-@dataclass
 class SampleLedger:
-    """Which LoadGen sample ids were issued, how often each was completed, and when.
+    """Which LoadGen sample ids were issued and completed, and when, in preallocated arrays.
 
-    Times are ``time.perf_counter_ns()`` readings: ``issued_at`` maps a sample id
-    to when ``issue_queries`` received it; ``timings`` holds one
-    ``(issued_ns, completed_ns)`` pair per completion, in completion order.
+    Each issue and each completion appends one (id, ``time.perf_counter_ns()``)
+    entry: ``uint64`` ids and ``int64`` times, 32 bytes per sample in all,
+    with no Python object per sample (so no garbage-collector work grows with
+    the run). ``capacity`` is the number of samples LoadGen will generate (from
+    the run's :class:`sut.load_plan.LoadPlan`): the arrays are reserved at that
+    size and only the pages written become resident. Should a run exceed it,
+    the arrays double (logged). Counts and per-sample latencies are matched by
+    id once, at the end (:meth:`counts`, :meth:`save_timings`).
     """
 
-    issued: Counter = field(default_factory=Counter)
-    completed: Counter = field(default_factory=Counter)
-    issued_at: dict[int, int] = field(default_factory=dict)
-    timings: list[tuple[int, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: running totals, cheap to read while the run goes on (progress)
-    issued_total: int = 0
-    completed_total: int = 0
+    def __init__(self, capacity: int = 1 << 16):
+        capacity = max(int(capacity), 1)
+        self.lock = threading.Lock()
+        self._issued_ids = np.empty(capacity, dtype=np.uint64)
+        self._issued_ns = np.empty(capacity, dtype=np.int64)
+        self._completed_ids = np.empty(capacity, dtype=np.uint64)
+        self._completed_ns = np.empty(capacity, dtype=np.int64)
+        #: running totals, cheap to read while the run goes on (progress)
+        self.issued_total = 0
+        self.completed_total = 0
+
+    @property
+    def capacity(self) -> int:
+        return len(self._issued_ids)
+
+    def _make_room(self, needed: int) -> None:
+        """Double the arrays until ``needed`` entries fit (lock held)."""
+        capacity = self.capacity
+        while capacity < needed:
+            capacity *= 2
+        if capacity == self.capacity:
+            return
+        log.warning("sample ledger: more samples than the %s LoadGen was expected to generate; growing to %s",
+                    f"{self.capacity:,}", f"{capacity:,}")
+        for name in ("_issued_ids", "_issued_ns", "_completed_ids", "_completed_ns"):
+            old = getattr(self, name)
+            grown = np.empty(capacity, dtype=old.dtype)
+            grown[:len(old)] = old
+            setattr(self, name, grown)
 
     def record_issued(self, sample_ids: Sequence[int]) -> None:
-        now = time.perf_counter_ns()
-        with self.lock:
-            self.issued.update(sample_ids)
-            self.issued_total += len(sample_ids)
-            for sample_id in sample_ids:
-                self.issued_at[sample_id] = now
+        self._append("issued", sample_ids)
 
     def record_completed(self, sample_ids: Sequence[int]) -> None:
+        self._append("completed", sample_ids)
+
+    def _append(self, kind: str, sample_ids: Sequence[int]) -> None:
+        """Record ``sample_ids`` as ``kind`` (issued or completed) now."""
         now = time.perf_counter_ns()
         with self.lock:
-            self.completed.update(sample_ids)
-            self.completed_total += len(sample_ids)
-            self.timings.extend((self.issued_at.get(sample_id, now), now) for sample_id in sample_ids)
+            start = getattr(self, f"{kind}_total")
+            end = start + len(sample_ids)
+            if end > self.capacity:
+                self._make_room(end)
+            getattr(self, f"_{kind}_ids")[start:end] = sample_ids
+            getattr(self, f"_{kind}_ns")[start:end] = now
+            setattr(self, f"{kind}_total", end)
+
+    def _entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the issued ids and times and the completed ids and times recorded so far."""
+        with self.lock:
+            issued, completed = self.issued_total, self.completed_total
+            return (self._issued_ids[:issued].copy(), self._issued_ns[:issued].copy(),
+                    self._completed_ids[:completed].copy(), self._completed_ns[:completed].copy())
 
     def save_timings(self, path: Path) -> int:
         """Write ``issued_ns`` and ``completed_ns`` (int64, ns since the first issue) to ``path`` (.npz).
 
         One entry per completed sample, in completion order; a sample's latency
-        as the SUT saw it is ``completed_ns - issued_ns``. Returns the number of entries.
+        as the SUT saw it is ``completed_ns - issued_ns`` (a sample completed
+        but never issued counts from its completion). Returns the number of entries.
         """
-        with self.lock:
-            pairs = np.array(self.timings, dtype=np.int64).reshape(-1, 2)
-        origin = pairs[:, 0].min() if len(pairs) else 0
+        issued_ids, issued_ns, completed_ids, completed_ns = self._entries()
+        order = np.argsort(issued_ids, kind="stable")
+        sorted_ids = issued_ids[order]
+        position = np.minimum(np.searchsorted(sorted_ids, completed_ids), max(len(sorted_ids) - 1, 0))
+        found = (sorted_ids[position] == completed_ids) if len(sorted_ids) else np.zeros(len(completed_ids), bool)
+        started_ns = np.where(found, issued_ns[order][position] if len(sorted_ids) else 0, completed_ns)
+        origin = started_ns.min() if len(started_ns) else 0
         with atomic_write(Path(path)) as stream:
-            np.savez(stream, issued_ns=pairs[:, 0] - origin, completed_ns=pairs[:, 1] - origin)
-        return len(pairs)
+            np.savez(stream, issued_ns=started_ns - origin, completed_ns=completed_ns - origin)
+        return len(completed_ns)
 
     def counts(self) -> SampleCounts:
         """Totals, and the samples never completed, completed twice or more, or completed but never issued.
@@ -89,14 +131,27 @@ class SampleLedger:
         LoadGen gives each sample of a run its own id; should an id be issued
         again, it must be completed as many times as it was issued.
         """
-        with self.lock:
-            return SampleCounts(
-                issued=self.issued_total,
-                completed=self.completed_total,
-                never_completed=sum(1 for s, n in self.issued.items() if self.completed[s] < n),
-                completed_more_than_once=sum(1 for s, n in self.completed.items() if n > self.issued.get(s, 0)),
-                completed_not_issued=sum(1 for s in self.completed if s not in self.issued),
-            )
+        issued_ids, _, completed_ids, _ = self._entries()
+        issued, times_issued = np.unique(issued_ids, return_counts=True)
+        completed, times_completed = np.unique(completed_ids, return_counts=True)
+        # how often each issued id was completed, and each completed id issued
+        completions_of_issued = _counts_of(issued, completed, times_completed)
+        issues_of_completed = _counts_of(completed, issued, times_issued)
+        return SampleCounts(
+            issued=len(issued_ids),
+            completed=len(completed_ids),
+            never_completed=int(np.count_nonzero(completions_of_issued < times_issued)),
+            completed_more_than_once=int(np.count_nonzero(times_completed > issues_of_completed)),
+            completed_not_issued=int(np.count_nonzero(issues_of_completed == 0)),
+        )
+
+
+def _counts_of(ids: np.ndarray, counted_ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """For each of ``ids``, its count in (sorted, unique) ``counted_ids``/``counts``, 0 where absent."""
+    if not len(counted_ids):
+        return np.zeros(len(ids), dtype=np.int64)
+    position = np.minimum(np.searchsorted(counted_ids, ids), len(counted_ids) - 1)
+    return np.where(counted_ids[position] == ids, counts[position], 0)
 
 
 @dataclass

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 #: MultiStream query of 8 samples, 489 per Offline sample; rounded up)
 BYTES_PER_QUERY = {"SingleStream": 1024, "MultiStream": 1024, "Server": 1024, "Offline": 0}
 BYTES_PER_SAMPLE = {"SingleStream": 0, "MultiStream": 256, "Server": 0, "Offline": 768}
+#: what the SUT's own ledger keeps per sample (:class:`sut.ledger.SampleLedger`: two ids, two times)
+LEDGER_BYTES_PER_SAMPLE = 32
 #: the share of the machine's memory a run's query set may take
 MEMORY_SHARE = 0.5
 #: the longest Server arrival schedule (s): one day
@@ -103,7 +105,7 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
                        else settings.multi_stream_expected_latency_ns)
         queries = max(settings.min_query_count, math.ceil(SEQUENTIAL_SLACK * duration_s * 1e9 / expected_ns))
         samples = queries * spq
-    memory = queries * BYTES_PER_QUERY[scenario] + samples * BYTES_PER_SAMPLE[scenario]
+    memory = queries * BYTES_PER_QUERY[scenario] + samples * (BYTES_PER_SAMPLE[scenario] + LEDGER_BYTES_PER_SAMPLE)
     return LoadPlan(queries, samples, memory, memory_bound_bytes(), schedule_s)
 
 

@@ -167,9 +167,9 @@ class Seq2CNNSystem:
                 return
             batch.extend(more)
 
-    def reset_ledger(self) -> None:
-        """Start a new ledger, for the next LoadGen test over this SUT (a find-peak probe)."""
-        self.ledger = SampleLedger()
+    def reset_ledger(self, capacity: int) -> None:
+        """Start a new ledger reserved for ``capacity`` samples, for the next LoadGen test over this SUT."""
+        self.ledger = SampleLedger(capacity)
 
     # Shutdown ------------------------------------------------------------
 
