@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.backends import BACKENDS, Backend
+from model.backends import BACKENDS, PRECISIONS, Backend
 from model.weights import WeightsError
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--backend", choices=list(BACKENDS), default="folded",
                         help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                        help="folded backend on the CPU: fp32 tables (exact, the default) or bf16 tables (half the "
+                             "memory traffic; accuracy in the README)")
     parser.add_argument("--max-batchsize", type=int, default=64, dest="max_batch_size",
                         help="largest batch of reviews the SUT runs at once (default: %(default)s)")
     parser.add_argument("--max-batch-tokens", type=int, default=16384,
@@ -142,7 +145,8 @@ def peak_lines(search: PeakSearch) -> list[str]:
 def print_summary(outcome: RunOutcome) -> None:
     record = outcome.record
     print()
-    print(f"Scenario   : {record.scenario}   Kind: {record.kind}   Backend: {record.backend.name}")
+    precision = f" ({record.backend.precision})" if record.backend.precision != "fp32" else ""
+    print(f"Scenario   : {record.scenario}   Kind: {record.kind}   Backend: {record.backend.name}{precision}")
     if record.samples is not None:
         print(f"Samples    : {record.dataset.samples} test reviews; issued {record.samples.issued}, "
               f"completed {record.samples.completed}")

@@ -53,13 +53,18 @@ class RunRecordError(RuntimeError):
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """How the model was computed: the backend, its device and threads, and the weights by path and sha256."""
+    """How the model was computed: the backend, its device and threads, the weights by path and sha256, the
+    tables' precision, and for the folded backend where its tables came from (``cache`` or ``built``) and the
+    seconds that took."""
 
     name: str
     device: str
     threads: int | None
     weights: str
     weights_sha256: str
+    precision: str = "fp32"
+    tables_source: str | None = None
+    tables_load_seconds: float | None = None
 
 
 @dataclass(frozen=True)

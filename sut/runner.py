@@ -14,6 +14,7 @@ every :data:`PROGRESS_SECONDS`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import resource
@@ -37,7 +38,7 @@ from sut.accuracy import check_accuracy_log
 from sut.calibration import MARGIN, measure_offline_rate
 from sut.compliance import compliance_test, stage_audit_config
 from sut.interrupts import RunInterrupted
-from sut.load_plan import bound_server_backlog, check_run_settings
+from sut.load_plan import bound_server_backlog, check_run_settings, plan_load
 from sut.loadgen_log import TRACE_FILE, read_result
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
 from sut.provenance import git_commit, machine, package_versions
@@ -84,6 +85,7 @@ class RunConfig:
     count: int | None = None
     backend: str = "folded"
     device: str = "cpu"
+    precision: str = "fp32"
     max_batch_size: int = 64
     max_batch_tokens: int = 16384
     batch_wait_ms: float = 0.5
@@ -230,7 +232,10 @@ def _check_request(config: RunConfig) -> None:
             raise RunError(f"weights {config.model_path} is not a regular file (a folder, FIFO or device); pass "
                            "--model-path of a .safetensors file")
         raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
-    torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
+    device = torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
+    if config.precision != "fp32" and (config.backend != "folded" or device.type != "cpu"):
+        raise RunError(f"--precision {config.precision} is an option of the folded backend on the CPU; the "
+                       f"{config.backend} backend on {config.device} runs in fp32: drop --precision")
 
 
 class LoadGenRun:
@@ -259,7 +264,12 @@ class LoadGenRun:
             except BaseException as error:  # noqa: BLE001 - reported on the main thread
                 errors.append(error)
 
-        self.sut.reset_ledger()
+        loaded = len(self.qsl.split) if self.run_settings.mode == "accuracy" else self.qsl.performance_sample_count
+        self.sut.reset_ledger(plan_load(self.run_settings, loaded).samples)
+        # Everything loaded so far (reviews, tables, modules) lives to the end: move it out of the garbage
+        # collector's sight, so that a full collection during the run does not walk it (a latency spike).
+        gc.collect()
+        gc.freeze()
         started = time.perf_counter()
         thread = threading.Thread(target=test, name="loadgen", daemon=True)
         thread.start()
@@ -325,7 +335,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     plan = check_run_settings(run_settings, len(split) if config.accuracy else loaded_samples)
     if backend is None:  # loading checks the weights' checksum, names and shapes
         log.info("loading the %s backend on %s", config.backend, config.device)
-        backend = create_backend(config.backend, config.model_path, config.device, config.threads)
+        backend = create_backend(config.backend, config.model_path, config.device, config.threads, config.precision)
     if config.scenario == "Offline" and config.mode == "performance" and config.duration_s is not None \
             and config.target_qps is None:
         rate = MARGIN * measure_offline_rate(backend, split, config.max_batch_size, config.max_batch_tokens, config.workers)
@@ -345,8 +355,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         started_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=[str(word) for word in (command if command is not None else sys.argv)],
         config={key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()},
-        backend=BackendInfo(backend.name, config.device, config.threads, str(config.model_path),
-                            sha256_of_file(Path(config.model_path))),
+        backend=_backend_info(backend, config),
         sut=SutInfo(config.max_batch_size, config.max_batch_tokens, round(batch_wait_s * 1e3, 6), config.workers),
         dataset=DatasetInfo(str(dataset_path), len(split), len(whole)),
         settings=run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
@@ -374,6 +383,14 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     record.status = "finished"
     _write_final_record(record, run_dir, must_succeed=True)
     return RunOutcome(run_dir, record, verification)
+
+
+def _backend_info(backend: Backend, config: RunConfig) -> BackendInfo:
+    """What ``run.json`` records of the backend; ``load_report`` and ``precision`` where the backend has them."""
+    tables = getattr(backend, "load_report", None)
+    return BackendInfo(backend.name, config.device, config.threads, str(config.model_path),
+                       sha256_of_file(Path(config.model_path)), getattr(backend, "precision", "fp32"),
+                       tables.source if tables is not None else None, tables.seconds if tables is not None else None)
 
 
 def peak_rss_bytes() -> int:

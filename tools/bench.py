@@ -9,7 +9,11 @@ the largest logit difference with the reference, and the 90th-percentile
 latency of a short real LoadGen SingleStream run. It also times the machine's
 fp32 matrix multiply, so each backend's own arithmetic rate can be read as a
 share of what the hardware does on dense math. The table goes to stdout and
-the same figures to a JSON file.
+the same figures to a JSON file. The folded backend is measured once per table
+precision (``--precisions``, fp32 and bf16), with its accuracy on all 25,000
+test reviews and, for bf16, its label agreement with fp32 there; the header
+gives the machine's memory read speed, the ceiling of a kernel that streams
+its tables from DRAM.
 
 Label agreement over the whole test split needs the reference's logits for
 all 25,000 reviews (half an hour on 2 cores): make them once with
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.backends import BACKENDS, Backend, create_backend
+from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
 from model.batching import length_sorted_batches
 from model.weights import DEFAULT_WEIGHTS
 from qsl.files import sha256_of_file, write_text_atomically
@@ -58,9 +62,22 @@ def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times)
 
 
+def memory_read_bytes_per_s(megabytes: int = 1024, repeats: int = 5) -> float:
+    """Median bytes/s at which numpy sums a ``megabytes`` fp32 array: this machine's DRAM read speed, roughly."""
+    values = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
+    values.sum()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        values.sum()
+        times.append(time.perf_counter() - started)
+    return values.nbytes / statistics.median(times)
+
+
 def own_flop_per_review(backend: str, lengths: np.ndarray) -> float:
     """Arithmetic a backend does per review on average (FLOP; an add or a max counts one)."""
     trimmed = np.minimum(lengths, 1000)
+    backend = backend.split("-")[0]
     if backend == "reference":
         return float(REFERENCE_FLOP_PER_REVIEW)
     if backend == "trimmed":
@@ -105,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))
+    parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS),
+                        help="table precisions of the folded backend to measure (each is a row)")
     parser.add_argument("--count", type=int, default=256, help="test reviews for throughput (the reference is slow)")
     parser.add_argument("--repeats", type=int, default=3, help="passes over those reviews; the median counts")
     parser.add_argument("--batch-reviews", type=int, default=64)
@@ -131,20 +150,33 @@ def main(argv: list[str] | None = None) -> int:
             reference_all = saved["logits"]
 
     peak = matmul_flops()
-    rows, reference_rate, reference_logits = [], None, None
-    for name in args.backends:
-        backend = create_backend(name, args.model_path, threads=args.threads)
+    memory_speed = memory_read_bytes_per_s()
+    all_batches = length_sorted_batches([len(ids) for ids in full.token_ids], args.batch_reviews, args.batch_tokens)
+    rows, reference_rate, reference_logits, folded_fp32_all = [], None, None, None
+    variants = [(name, precision) for name in args.backends
+                for precision in (args.precisions if name == "folded" else ["fp32"])]
+    for name, precision in variants:
+        backend = create_backend(name, args.model_path, threads=args.threads, precision=precision)
+        label = name if precision == "fp32" else f"{name}-{precision}"
         rate, logits = throughput(backend, split, args.batch_reviews, args.batch_tokens, 1 if name == "reference" else args.repeats)
         if name == "reference":
             reference_rate, reference_logits = rate, logits
-        row = {"backend": name, "reviews_per_s": rate}
+        row = {"backend": label, "precision": precision, "reviews_per_s": rate}
         if reference_logits is not None:
             row["ratio_to_reference"] = rate / reference_rate
             row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
             row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
             row["agreement_reviews"] = len(split)
+        if name == "folded":  # fast enough for all 25,000: accuracy, and bf16's agreement with fp32
+            all_logits = batched_logits(backend, full, all_batches)
+            row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
+            if precision == "fp32":
+                folded_fp32_all = all_logits
+            elif folded_fp32_all is not None:
+                row["agreement_with_fp32"] = float((all_logits.argmax(1) == folded_fp32_all.argmax(1)).mean())
+                row["max_logit_difference_to_fp32"] = float(np.abs(all_logits - folded_fp32_all).max())
         if reference_all is not None and name != "reference":
-            all_logits = batched_logits(backend, full, length_sorted_batches([len(ids) for ids in full.token_ids], args.batch_reviews, args.batch_tokens))
+            all_logits = batched_logits(backend, full, all_batches)
             row["label_agreement"] = float((all_logits.argmax(1) == reference_all.argmax(1)).mean())
             row["label_disagreements"] = int((all_logits.argmax(1) != reference_all.argmax(1)).sum())
             row["max_logit_difference"] = float(np.abs(all_logits - reference_all).max())
@@ -153,19 +185,27 @@ def main(argv: list[str] | None = None) -> int:
         row["singlestream_p90_estimate_ms"] = singlestream_p90_estimate_ms(
             backend, args.dataset_path, args.singlestream_seconds, args.count)
         row["own_gflop_per_s"] = rate * own_flop_per_review(name, lengths) / 1e9
+        if name == "folded":  # every token reads its 7 table rows once per review
+            row["table_gb_per_s"] = rate * float(np.mean(np.minimum(lengths, 1000))) * 7 * 1024 * \
+                (2 if precision == "bf16" else 4) / 1e9
         row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
         rows.append(row)
         log.info("%s: %s", name, row)
 
-    report = {"matmul_fp32_gflop_per_s": peak / 1e9, "reviews": args.count, "mean_tokens": float(lengths.mean()),
+    report = {"matmul_fp32_gflop_per_s": peak / 1e9, "memory_read_gb_per_s": memory_speed / 1e9, "reviews": args.count, "mean_tokens": float(lengths.mean()),
               "threads": torch.get_num_threads(), "rows": rows}
     write_text_atomically(args.output, json.dumps(report, indent=2) + "\n")
-    print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s; {args.count} test reviews, mean {lengths.mean():.0f} token ids")
-    print(f"{'backend':<10} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} {'GFLOP/s':>8} {'% matmul':>8}")
+    print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s, memory read {memory_speed / 1e9:.1f} GB/s; "
+          f"{args.count} test reviews, mean {lengths.mean():.0f} token ids")
+    print(f"{'backend':<12} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} "
+          f"{'GFLOP/s':>8} {'% matmul':>8} {'accuracy':>9} {'vs fp32':>8}")
     for row in rows:
-        print(f"{row['backend']:<10} {row['reviews_per_s']:>10.1f} {row.get('ratio_to_reference', float('nan')):>8.1f} "
+        accuracy = f"{100 * row['accuracy']:.3f}%" if "accuracy" in row else "-"
+        versus = f"{100 * row['agreement_with_fp32']:.2f}%" if "agreement_with_fp32" in row else "-"
+        print(f"{row['backend']:<12} {row['reviews_per_s']:>10.1f} {row.get('ratio_to_reference', float('nan')):>8.1f} "
               f"{100 * row.get('label_agreement', float('nan')):>8.3f}% {row.get('max_logit_difference', float('nan')):>12.2e} "
-              f"{row['singlestream_p90_estimate_ms']:>10.3f} {row['own_gflop_per_s']:>8.1f} {100 * row['share_of_matmul_peak']:>7.1f}%")
+              f"{row['singlestream_p90_estimate_ms']:>10.3f} {row['own_gflop_per_s']:>8.1f} {100 * row['share_of_matmul_peak']:>7.1f}% "
+              f"{accuracy:>9} {versus:>8}")
     print(f"agreement over {rows[-1].get('agreement_reviews', args.count)} reviews; SS p90 est: LoadGen's early-stopping "
           f"estimate of the p90 latency in a {args.singlestream_seconds:g} s SingleStream run; JSON: {args.output}")
     return 0

@@ -54,7 +54,7 @@ from qsl.files import atomic_directory, sha256_of_file
 from sut.loadgen_log import ACCURACY_FILE
 from sut.provenance import REPO
 from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, VERIFY_ACCURACY_FILE
-from sut.run_record import RunRecord, RunRecordError, read_finished_run
+from sut.run_record import BackendInfo, RunRecord, RunRecordError, read_finished_run
 from sut.settings import MODEL_NAME
 from tools import submission_layout as layout
 from tools.accuracy_log_truncation import truncate_accuracy_log, with_hash_line
@@ -72,8 +72,21 @@ log = logging.getLogger(__name__)
 WEIGHT_TRANSFORMATIONS = {
     "folded": "embedding folded into the convolutions at load: 7 per-tap fp32 tables T_j = E W_j^T (5200 x 1024)",
 }
+#: What the folded backend's bf16 precision adds to its transformation.
+BF16_TABLES = ("the 7 tables (bias folded into tap 0) then rounded to bf16, round to nearest even, at load; sums, "
+               "maxima and the classifier in fp32")
 INPUT_DATA_TYPES = "int32 token ids (at most 1000 per review)"
 WEIGHT_DATA_TYPES = "fp32"
+
+
+def weight_transformation(name: str, precision: str, nothing: str = "none") -> str:
+    """What the backend ``name`` in ``precision`` did to the weights before inference; ``nothing`` if nothing."""
+    done = WEIGHT_TRANSFORMATIONS.get(name, nothing)
+    return f"{done}; {BF16_TABLES}" if precision == "bf16" else done
+
+
+def weight_data_types(backend: BackendInfo) -> str:
+    return "bf16 (folded tables), fp32 (classifier)" if backend.precision == "bf16" else WEIGHT_DATA_TYPES
 #: Weights are data, not code: src/ leaves them out (measurements.json names them with their sha256).
 SOURCE_EXCLUDED_SUFFIXES = (".safetensors",)
 
@@ -226,9 +239,10 @@ def implementation_description(run: RunFolder) -> dict[str, object]:
         "retraining": retraining,
         "starting_weights_filename": Path(backend.weights).name,
         "starting_weights_sha256": backend.weights_sha256,
-        "weight_transformations": WEIGHT_TRANSFORMATIONS.get(backend.name, "none"),
-        "weight_data_types": WEIGHT_DATA_TYPES,
+        "weight_transformations": weight_transformation(backend.name, backend.precision),
+        "weight_data_types": weight_data_types(backend),
         "backend": backend.name,
+        "precision": backend.precision,
         "device": backend.device,
         "threads": backend.threads,
         "loadgen_version": run.record.settings.loadgen_version,
@@ -236,19 +250,27 @@ def implementation_description(run: RunFolder) -> dict[str, object]:
 
 
 def calibration_text(runs: list[RunFolder]) -> str:
-    """``documentation/calibration.md``: that no calibration or quantization was done, and what each backend did."""
-    backends = sorted({run.record.backend.name for run in runs})
+    """``documentation/calibration.md``: what calibration or quantization was done (none, or bf16 tables by
+    rounding, with no calibration data), and what each backend did."""
+    backends = sorted({(run.record.backend.name, run.record.backend.precision) for run in runs})
     weights = sorted({(Path(run.record.backend.weights).name, run.record.backend.weights_sha256) for run in runs})
-    summary = (f"No calibration and no quantization. Every run of this submission ({MODEL_NAME}) computed in "
-               f"{WEIGHT_DATA_TYPES} with the trained {WEIGHT_DATA_TYPES} weights as they are:")
-    folding = ("Folding the embedding into the convolutions re-associates the same fp32 products; it gives the "
-               "reference backend's label on every one of the 25,000 test reviews. It is neither calibration nor "
-               "quantization: no data set is used, no precision is reduced.")
+    reduced = any(precision != "fp32" for _, precision in backends)
+    if reduced:
+        summary = (f"No calibration. Runs of this submission ({MODEL_NAME}) with bf16 precision rounded the folded "
+                   "tables to bf16 (round to nearest even), with no data set involved; every other value, and every "
+                   "other run, is fp32. The trained fp32 weights:")
+    else:
+        summary = (f"No calibration and no quantization. Every run of this submission ({MODEL_NAME}) computed in "
+                   f"{WEIGHT_DATA_TYPES} with the trained {WEIGHT_DATA_TYPES} weights as they are:")
+    folding = ("Folding the embedding into the convolutions re-associates the same fp32 products; in fp32 it gives "
+               "the reference backend's label on every one of the 25,000 test reviews. It is not calibration: no "
+               "data set is used.")
     lines = [
         "# Calibration and quantization", "", summary, "",
         *(f"- {name} (sha256 {sha256})" for name, sha256 in weights), "",
         "Backends used, and what they do to the weights at load:", "",
-        *(f"- {name}: {WEIGHT_TRANSFORMATIONS.get(name, 'nothing (the weights are used as loaded)')}" for name in backends),
+        *(f"- {name} ({precision}): {weight_transformation(name, precision, 'nothing (the weights are used as loaded)')}"
+          for name, precision in backends),
         "", folding, "",
     ]
     return "\n".join(lines)
