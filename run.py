@@ -37,7 +37,7 @@ from sut.compliance import COMPLIANCE_TESTS, ComplianceError
 from sut.interrupts import RunInterrupted, interrupts_raise
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
 from sut.run_record import RunRecord
-from sut.runner import EXIT_INFERENCE_FAILED, RunConfig, RunError, RunOutcome, run_benchmark
+from sut.runner import EXIT_INFERENCE_FAILED, OFFLINE_BATCHING, OTHER_BATCHING, RunConfig, RunError, RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
 from sut.test01 import VerificationError
 
@@ -69,10 +69,12 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                         help="folded backend on the CPU: fp32 tables (exact, the default) or bf16 tables (half the "
                              "memory traffic; accuracy in the README)")
-    parser.add_argument("--max-batchsize", type=int, default=64, dest="max_batch_size",
-                        help="largest batch of reviews the SUT runs at once (default: %(default)s)")
-    parser.add_argument("--max-batch-tokens", type=int, default=16384,
-                        help="Offline: token ids per batch, reviews sorted by length (default: %(default)s)")
+    parser.add_argument("--max-batchsize", type=int, dest="max_batch_size",
+                        help=f"largest batch of reviews the SUT runs at once (default: {OFFLINE_BATCHING[0]} for "
+                             f"the folded backend Offline, {OTHER_BATCHING[0]} otherwise)")
+    parser.add_argument("--max-batch-tokens", type=int,
+                        help=f"Offline: token ids per batch, reviews sorted by length (default: {OFFLINE_BATCHING[1]:,} "
+                             f"for the folded backend, {OTHER_BATCHING[1]:,} otherwise)")
     parser.add_argument("--batch-wait-ms", type=float, default=0.5,
                         help="Server: how long a query may wait for others to share its batch "
                              "(default: %(default)s; capped at a tenth of the latency target)")
@@ -102,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.count is not None and args.count < 1:
         parser.error("--count must be at least 1")
-    if args.max_batch_size < 1 or args.max_batch_tokens < 1 or args.workers < 1:
+    if (args.max_batch_size or 1) < 1 or (args.max_batch_tokens or 1) < 1 or args.workers < 1:
         parser.error("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
     if args.batch_wait_ms < 0:
         parser.error("--batch-wait-ms must be at least 0")

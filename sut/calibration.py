@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 #: how long the measurement runs (s), after one warm-up batch
 CALIBRATION_SECONDS = 1.0
 #: reviews drawn at random for the measurement
-CALIBRATION_REVIEWS = 4096
+CALIBRATION_REVIEWS = 8192
 #: the expected rate is the measured one times this, so that the run lasts at least --time
 MARGIN = 1.1
 

@@ -74,11 +74,17 @@ def test_cpu_kernel_uses_packed_simd_instructions(folded_backend):
     import platform
     import re
 
-    from model.folded import folded_features
+    import numba
+
+    from model.folded import folded_features, pack_reviews
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the assembly check is written for x86-64")
-    assembly = "\n".join(folded_features.inspect_asm().values())
+    fresh = numba.njit(parallel=True, nogil=True)(folded_features.py_func)  # compiled here: no cache, assembly kept
+    tables = folded_backend.compute
+    flat, offsets = pack_reviews([np.array([1, 2, 3, 4, 5], dtype=np.int32)])
+    fresh(flat, offsets, tables.tiles, tables.pad3, tables.pad4, tables.max_length, np.empty((1, 2048), np.float32))
+    assembly = "\n".join(fresh.inspect_asm().values())
     if not re.search(r"%ymm|%zmm", assembly):
         pytest.skip("this CPU has no 256/512-bit vector registers")
     packed_max = re.findall(r"\bvmaxps\s[^\n]*%[yz]mm", assembly)

@@ -63,7 +63,7 @@ def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
 
 
 def memory_read_bytes_per_s(megabytes: int = 1024, repeats: int = 5) -> float:
-    """Median bytes/s at which numpy sums a ``megabytes`` fp32 array: this machine's DRAM read speed, roughly."""
+    """Median bytes/s at which numpy sums a ``megabytes`` fp32 array on one thread: one core's DRAM read speed."""
     values = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
     values.sum()
     times = []
@@ -107,14 +107,20 @@ def throughput(backend: Backend, split: TokenizedSplit, batch_reviews: int, batc
 
 
 def singlestream_p90_estimate_ms(backend: Backend, dataset_path: Path | None, seconds: float, count: int) -> float:
-    """The early-stopping estimate of the 90th-percentile latency (ms) of a short real LoadGen SingleStream run."""
+    """The early-stopping estimate of the 90th-percentile latency (ms) of a short real LoadGen SingleStream run;
+    the plain p90 when the run has too few queries for an estimate (LoadGen then logs 0), as the reference's."""
     with tempfile.TemporaryDirectory(prefix="bench-singlestream-") as folder:
         outcome = run_benchmark(
             RunConfig(scenario="SingleStream", dataset_path=dataset_path, count=count, duration_s=seconds,
                       output_dir=Path(folder) / "run"),
             backend,
         )
-    return outcome.record.result.headline.value / 1e6
+    result = outcome.record.result
+    if result.headline.value > 0:
+        return result.headline.value / 1e6
+    log.warning("%s: too few queries in %g s for LoadGen's early-stopping estimate; the plain p90 stands in",
+                backend.name, seconds)
+    return result.percentile.value / 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))
     parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS),
                         help="table precisions of the folded backend to measure (each is a row)")
-    parser.add_argument("--count", type=int, default=256, help="test reviews for throughput (the reference is slow)")
+    parser.add_argument("--count", type=int, default=256,
+                        help="test reviews for agreement, and for the throughput of reference and trimmed (slow)")
+    parser.add_argument("--fast-count", type=int, default=8192,
+                        help="test reviews for the folded backend's throughput, in Offline-sized batches")
     parser.add_argument("--repeats", type=int, default=3, help="passes over those reviews; the median counts")
-    parser.add_argument("--batch-reviews", type=int, default=64)
-    parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument("--batch-reviews", type=int, help="default: as an Offline run batches for each backend")
+    parser.add_argument("--batch-tokens", type=int, help="default: as an Offline run batches for each backend")
     parser.add_argument("--singlestream-seconds", type=float, default=10.0)
     parser.add_argument("--reference-logits", type=Path, help=".npz from 'model.evaluate --save-logits' (all 25,000 reviews)")
     parser.add_argument("--threads", type=int)
@@ -140,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     full = load_test_split(args.dataset_path)
     split = full.head(args.count)
+    fast_lengths = np.array([len(ids) for ids in full.head(args.fast_count).token_ids])
     lengths = np.array([len(ids) for ids in split.token_ids])
     reference_all = None
     if args.reference_logits:
@@ -151,17 +161,26 @@ def main(argv: list[str] | None = None) -> int:
 
     peak = matmul_flops()
     memory_speed = memory_read_bytes_per_s()
-    all_batches = length_sorted_batches([len(ids) for ids in full.token_ids], args.batch_reviews, args.batch_tokens)
     rows, reference_rate, reference_logits, folded_fp32_all = [], None, None, None
     variants = [(name, precision) for name in args.backends
                 for precision in (args.precisions if name == "folded" else ["fp32"])]
     for name, precision in variants:
         backend = create_backend(name, args.model_path, threads=args.threads, precision=precision)
+        default_reviews, default_tokens = RunConfig(scenario="Offline", backend=name).batching()
+        batch_reviews, batch_tokens = args.batch_reviews or default_reviews, args.batch_tokens or default_tokens
+        all_batches = length_sorted_batches([len(ids) for ids in full.token_ids], batch_reviews, batch_tokens)
         label = name if precision == "fp32" else f"{name}-{precision}"
-        rate, logits = throughput(backend, split, args.batch_reviews, args.batch_tokens, 1 if name == "reference" else args.repeats)
+        if name == "folded":  # fast: measured on more reviews, in batches as large as Offline runs them
+            rate, _ = throughput(backend, full.head(args.fast_count), batch_reviews, batch_tokens, args.repeats)
+            logits = batched_logits(backend, split, length_sorted_batches(
+                [len(ids) for ids in split.token_ids], batch_reviews, batch_tokens))
+        else:
+            rate, logits = throughput(backend, split, batch_reviews, batch_tokens,
+                                      1 if name == "reference" else args.repeats)
         if name == "reference":
             reference_rate, reference_logits = rate, logits
-        row = {"backend": label, "precision": precision, "reviews_per_s": rate}
+        row = {"backend": label, "precision": precision, "reviews_per_s": rate, "batch_reviews": batch_reviews,
+               "batch_tokens": batch_tokens}
         if reference_logits is not None:
             row["ratio_to_reference"] = rate / reference_rate
             row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
@@ -184,18 +203,20 @@ def main(argv: list[str] | None = None) -> int:
             row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
         row["singlestream_p90_estimate_ms"] = singlestream_p90_estimate_ms(
             backend, args.dataset_path, args.singlestream_seconds, args.count)
-        row["own_gflop_per_s"] = rate * own_flop_per_review(name, lengths) / 1e9
+        measured = fast_lengths if name == "folded" else lengths
+        row["own_gflop_per_s"] = rate * own_flop_per_review(name, measured) / 1e9
         if name == "folded":  # every token reads its 7 table rows once per review
-            row["table_gb_per_s"] = rate * float(np.mean(np.minimum(lengths, 1000))) * 7 * 1024 * \
+            row["table_gb_per_s"] = rate * float(np.mean(np.minimum(measured, 1000))) * 7 * 1024 * \
                 (2 if precision == "bf16" else 4) / 1e9
         row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
         rows.append(row)
         log.info("%s: %s", name, row)
 
-    report = {"matmul_fp32_gflop_per_s": peak / 1e9, "memory_read_gb_per_s": memory_speed / 1e9, "reviews": args.count, "mean_tokens": float(lengths.mean()),
+    report = {"matmul_fp32_gflop_per_s": peak / 1e9, "memory_read_gb_per_s": memory_speed / 1e9, "reviews": args.count,
+              "fast_reviews": args.fast_count, "mean_tokens": float(lengths.mean()),
               "threads": torch.get_num_threads(), "rows": rows}
     write_text_atomically(args.output, json.dumps(report, indent=2) + "\n")
-    print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s, memory read {memory_speed / 1e9:.1f} GB/s; "
+    print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s, memory read {memory_speed / 1e9:.1f} GB/s (one thread); "
           f"{args.count} test reviews, mean {lengths.mean():.0f} token ids")
     print(f"{'backend':<12} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} "
           f"{'GFLOP/s':>8} {'% matmul':>8} {'accuracy':>9} {'vs fp32':>8}")
@@ -206,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * row.get('label_agreement', float('nan')):>8.3f}% {row.get('max_logit_difference', float('nan')):>12.2e} "
               f"{row['singlestream_p90_estimate_ms']:>10.3f} {row['own_gflop_per_s']:>8.1f} {100 * row['share_of_matmul_peak']:>7.1f}% "
               f"{accuracy:>9} {versus:>8}")
+    print(f"throughput over {args.count} reviews ({args.fast_count} for folded), in length-sorted batches as "
+          "Offline runs them (batch_reviews, batch_tokens in the JSON)")
     print(f"agreement over {rows[-1].get('agreement_reviews', args.count)} reviews; SS p90 est: LoadGen's early-stopping "
           f"estimate of the p90 latency in a {args.singlestream_seconds:g} s SingleStream run; JSON: {args.output}")
     return 0
