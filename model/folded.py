@@ -214,11 +214,22 @@ def _rows(tile, word):
 
 
 @numba.njit(inline="always")
-def _two_windows(tile, ids, t, n, maxima):
-    """Windows t and t + 1 of both branches into the running maxima ``maxima`` (2, BLOCK), in place.
+def _window_sums(r0, r1, r2, r3, k):
+    """Channel k's pre-activations of the window whose words have rows r0..r3: (kernel 3, kernel 4).
 
     Tap 0 of each branch already holds the bias, so a window's pre-activation
     is the sum of its taps, added in the reference's order (bias, tap 0, 1, ...).
+    """
+    s3 = table_value(r0, k) + table_value(r1, BLOCK + k) + table_value(r2, 2 * BLOCK + k)
+    s4 = (table_value(r0, 3 * BLOCK + k) + table_value(r1, 4 * BLOCK + k) + table_value(r2, 5 * BLOCK + k)
+          + table_value(r3, 6 * BLOCK + k))
+    return s3, s4
+
+
+@numba.njit(inline="always")
+def _two_windows(tile, ids, t, n, maxima):
+    """Windows t and t + 1 of both branches into the running maxima ``maxima`` (2, BLOCK), in place.
+
     Two windows per pass keep each maximum in a register between them: the
     store is unconditional, so the compiler emits packed ``max`` instructions.
     """
@@ -228,12 +239,8 @@ def _two_windows(tile, ids, t, n, maxima):
     r3 = _rows(tile, _word(ids, t + 3, n))
     r4 = _rows(tile, _word(ids, t + 4, n))
     for k in range(BLOCK):
-        s3 = table_value(r0, k) + table_value(r1, BLOCK + k) + table_value(r2, 2 * BLOCK + k)
-        u3 = table_value(r1, k) + table_value(r2, BLOCK + k) + table_value(r3, 2 * BLOCK + k)
-        s4 = (table_value(r0, 3 * BLOCK + k) + table_value(r1, 4 * BLOCK + k) + table_value(r2, 5 * BLOCK + k)
-              + table_value(r3, 6 * BLOCK + k))
-        u4 = (table_value(r1, 3 * BLOCK + k) + table_value(r2, 4 * BLOCK + k) + table_value(r3, 5 * BLOCK + k)
-              + table_value(r4, 6 * BLOCK + k))
+        s3, s4 = _window_sums(r0, r1, r2, r3, k)
+        u3, u4 = _window_sums(r1, r2, r3, r4, k)
         m3 = maxima[0, k]
         m3 = m3 if m3 > s3 else s3
         maxima[0, k] = m3 if m3 > u3 else u3
@@ -250,9 +257,7 @@ def _one_window(tile, ids, t, n, maxima, kernel4):
     r2 = _rows(tile, _word(ids, t + 2, n))
     r3 = _rows(tile, _word(ids, t + 3, n))
     for k in range(BLOCK):
-        s3 = table_value(r0, k) + table_value(r1, BLOCK + k) + table_value(r2, 2 * BLOCK + k)
-        s4 = (table_value(r0, 3 * BLOCK + k) + table_value(r1, 4 * BLOCK + k) + table_value(r2, 5 * BLOCK + k)
-              + table_value(r3, 6 * BLOCK + k))
+        s3, s4 = _window_sums(r0, r1, r2, r3, k)
         if s3 > maxima[0, k]:
             maxima[0, k] = s3
         if kernel4 and s4 > maxima[1, k]:

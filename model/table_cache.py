@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save
+from safetensors.numpy import save
 
 from model.folded import FoldedTables
 from model.weights import load_model, verified_sha256
@@ -85,7 +85,7 @@ def read_cache(path: Path, weights_sha256: str) -> FoldedTables:
     try:
         with safe_open(path, framework="np") as handle:
             metadata = handle.metadata() or {}
-        arrays = load_file(path)
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise CorruptTablesError(f"{type(error).__name__}: {error}") from None
     if metadata.get("format") != FORMAT_VERSION:

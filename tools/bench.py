@@ -77,7 +77,6 @@ def memory_read_bytes_per_s(megabytes: int = 1024, repeats: int = 5) -> float:
 def own_flop_per_review(backend: str, lengths: np.ndarray) -> float:
     """Arithmetic a backend does per review on average (FLOP; an add or a max counts one)."""
     trimmed = np.minimum(lengths, 1000)
-    backend = backend.split("-")[0]
     if backend == "reference":
         return float(REFERENCE_FLOP_PER_REVIEW)
     if backend == "trimmed":
