@@ -1,6 +1,6 @@
 # CPU image of the Seq2CNN MLPerf system-under-test; the entry point is run.py.
 #
-#   docker build -t seq2cnn-mlperf .
+#   docker build -t seq2cnn-mlperf .                        # --build-arg EXTRAS=ray for run.py --ray
 #   docker run --rm -v /path/to/aclImdb_v1.tar.gz:/data/aclImdb_v1.tar.gz:ro \
 #       -v "$PWD/results:/app/results" seq2cnn-mlperf --scenario SingleStream
 #
@@ -25,7 +25,9 @@ COPY sut ./sut
 COPY tools ./tools
 COPY configs ./configs
 COPY run.py ./
-RUN pip install .
+# EXTRAS=ray adds Ray, for run.py --ray (docker build --build-arg EXTRAS=ray .)
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 
 VOLUME ["/data", "/cache", "/app/results"]
 ENTRYPOINT ["python", "run.py"]

@@ -5,6 +5,7 @@
     python run.py --scenario Server --time 30 --qps 100   # quick run (not valid for submission)
     python run.py --scenario Offline --compliance TEST01 --accuracy-run A --performance-run P
     python run.py --scenario Server --find-peak-performance --time 10   # the highest VALID Server rate
+    python run.py --scenario Offline --ray                # batches on Ray backend actors (--ray-address to join)
 
 Settings load in order: LoadGen's built-in rules, --mlperf-conf, --user-conf,
 then the quick-run overrides (--time, --qps, --target-latency, --count), which
@@ -14,7 +15,8 @@ run writes into its own new folder (default results/<UTC time>-<scenario>-<kind>
 Exit status: 0 done (a performance run may still be INVALID: read the
 summary); 1 accuracy below the 99% target, a failed compliance test, or no
 VALID rate in a peak search; 2 bad input (the message says what and where),
-or a disk that filled during the run; 3 inference failed during the run;
+or a disk that filled during the run; 3 inference failed during the run
+(a backend error, or every Ray actor died);
 130 / 143 stopped by SIGINT / SIGTERM (run.json then says "interrupted").
 """
 
@@ -37,6 +39,8 @@ from sut.compliance import COMPLIANCE_TESTS, ComplianceError
 from sut.interrupts import RunInterrupted, interrupts_raise
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
 from sut.run_record import RunRecord
+from sut.ray_cluster import ClusterError, RayUnavailableError
+from sut.ray_pool import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
 from sut.runner import EXIT_INFERENCE_FAILED, OFFLINE_BATCHING, OTHER_BATCHING, RunConfig, RunError, RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
 from sut.test01 import VerificationError
@@ -49,7 +53,7 @@ LOADGEN_FLUSH_S = 0.1
 
 #: errors that mean the request cannot be run as given (exit 2)
 USAGE_ERRORS = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
-                VerificationError, ComplianceError, ValueError)
+                VerificationError, ComplianceError, RayUnavailableError, ClusterError, ValueError)
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
@@ -97,6 +101,21 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                            "(--qps or user.conf): one full LoadGen run per probe")
     peak.add_argument("--peak-tolerance", type=float, default=DEFAULT_TOLERANCE,
                       help="stop when the VALID and INVALID rates are this fraction apart (default: %(default)s)")
+    ray = parser.add_argument_group("Ray (pip install -e '.[ray]'): batches run on backend actors across processes, "
+                                    "machines and GPUs")
+    ray.add_argument("--ray", action="store_true",
+                     help="run the SUT's batches on a pool of Ray actors, each holding its own backend (--backend, "
+                          "--device, --precision)")
+    ray.add_argument("--ray-address", help="join this Ray cluster (auto, or HOST:PORT of its head) instead of "
+                                           "starting a local instance on 127.0.0.1 for the run")
+    ray.add_argument("--ray-actors", type=int,
+                     help="backend actors (default: one per GPU of the cluster with --device cuda, else one per "
+                          "--ray-actor-cpus of its CPUs)")
+    ray.add_argument("--ray-actor-cpus", type=float,
+                     help=f"CPUs each actor reserves, and its threads (default: --threads, else {DEFAULT_ACTOR_CPUS}; "
+                          "1 for a GPU actor)")
+    ray.add_argument("--ray-in-flight", type=int, default=DEFAULT_IN_FLIGHT,
+                     help="batches sent to each actor before its first answers (default: %(default)s)")
     parser.add_argument("--trace", action="store_true", help="also write LoadGen's mlperf_log_trace.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -149,6 +168,11 @@ def print_summary(outcome: RunOutcome) -> None:
     print()
     precision = f" ({record.backend.precision})" if record.backend.precision != "fp32" else ""
     print(f"Scenario   : {record.scenario}   Kind: {record.kind}   Backend: {record.backend.name}{precision}")
+    if record.cluster is not None:
+        cluster = record.cluster
+        lost = (f"; {cluster.actors_lost} actor(s) lost, {cluster.batches_resubmitted} batch(es) resubmitted"
+                if cluster.actors_lost else "")
+        print(f"Cluster    : {cluster.summary()}{lost}")
     if record.samples is not None:
         print(f"Samples    : {record.dataset.samples} test reviews; issued {record.samples.issued}, "
               f"completed {record.samples.completed}")

@@ -28,5 +28,9 @@ setup(
         # the figures of the run report (tools/report.py)
         "matplotlib>=3.8,<4",
     ],
-    extras_require={"test": ["pytest>=8,<10"]},
+    extras_require={
+        "test": ["pytest>=8,<10"],
+        # run.py --ray: the SUT's batches on Ray actors (sut/ray_pool.py); 2.60 is the tested release
+        "ray": ["ray>=2.40,<3"],
+    },
 )

@@ -9,7 +9,7 @@ was expected to build (:class:`sut.load_plan.LoadPlan`), the backend and its
 weights, the dataset, versions, git commit and machine, and the outcome:
 LoadGen's result (with the settings LoadGen says it used), the sample
 bookkeeping, the process's peak memory, the accuracy check, the compliance
-test, or the find-peak search.
+test, or the find-peak search; for a run on Ray, the cluster, its actors and the faults it met.
 
 Everything that reads a run folder (TEST01 verification, the submission
 packer and checker, the report) reads it through :func:`read_run_record`,
@@ -36,6 +36,7 @@ from sut.accuracy import AccuracySummary
 from sut.load_plan import LoadPlan
 from sut.loadgen_log import LoadGenResult
 from sut.peak_search import PeakSearch
+from sut.ray_cluster import ClusterInfo
 from sut.run_files import RUN_RECORD_FILE
 from sut.settings import SettingsRecord
 from sut.ledger import SampleCounts
@@ -129,6 +130,7 @@ class RunRecord:
     result: LoadGenResult | None = None
     accuracy: AccuracySummary | None = None
     peak_search: PeakSearch | None = None
+    cluster: ClusterInfo | None = None
     error: str | None = None
 
     @property

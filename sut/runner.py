@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import mlperf_loadgen as lg
+import torch
 
 from model.backends import Backend, create_backend, torch_device
 from model.weights import DEFAULT_WEIGHTS
@@ -42,6 +43,9 @@ from sut.load_plan import bound_server_backlog, check_run_settings, plan_load
 from sut.loadgen_log import TRACE_FILE, read_result
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
 from sut.provenance import git_commit, machine, package_versions
+from sut.ray_cluster import RayCluster, import_ray
+from sut.ray_pool import DEFAULT_IN_FLIGHT, ActorPool, actor_spec, default_actor_count
+from sut.ray_system import RaySystem
 from sut.run_files import PROBES_DIR, RUN_RECORD_FILE, SUT_TIMINGS_FILE
 from sut.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunKind, RunRecord, SutInfo
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, Override, RunSettings, load_run_settings
@@ -107,6 +111,11 @@ class RunConfig:
     performance_run: Path | None = None
     find_peak: bool = False
     peak_tolerance: float = DEFAULT_TOLERANCE
+    ray: bool = False
+    ray_address: str | None = None
+    ray_actors: int | None = None
+    ray_actor_cpus: float | None = None
+    ray_in_flight: int = DEFAULT_IN_FLIGHT
 
     def batching(self) -> tuple[int, int]:
         """The most reviews and token ids per batch: as given, else the default (:data:`OFFLINE_BATCHING` for
@@ -246,7 +255,23 @@ def _check_request(config: RunConfig) -> None:
             raise RunError(f"weights {config.model_path} is not a regular file (a folder, FIFO or device); pass "
                            "--model-path of a .safetensors file")
         raise RunError(f"weights file not found: {config.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
-    device = torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
+    ray_options = [name for name, value in (("--ray-address", config.ray_address), ("--ray-actors", config.ray_actors),
+                                            ("--ray-actor-cpus", config.ray_actor_cpus)) if value is not None]
+    if ray_options and not config.ray:
+        raise RunError(f"{', '.join(ray_options)} belong to a run on Ray actors: add --ray")
+    if config.ray:
+        import_ray(config.ray_address)  # RayUnavailableError (exit 2) says how to install it, before anything loads
+        if config.workers != 1:
+            raise RunError("--workers is the number of local worker threads; on Ray the actors do the work: "
+                           "drop --workers, and set --ray-actors")
+        if (config.ray_actors is not None and config.ray_actors < 1) or config.ray_in_flight < 1:
+            raise RunError("--ray-actors and --ray-in-flight must be at least 1")
+        if config.ray_actor_cpus is not None and config.ray_actor_cpus <= 0:
+            raise RunError("--ray-actor-cpus must be more than 0")
+    if config.ray and config.device.split(":")[0] == "cuda":
+        device = torch.device("cuda")  # a GPU of the cluster's, not of this machine: checked when the actors start
+    else:
+        device = torch_device(config.device)  # ValueError (exit 2) for a device torch does not know or see
     if config.precision != "fp32" and (config.backend != "folded" or device.type != "cpu"):
         raise RunError(f"--precision {config.precision} is an option of the folded backend on the CPU; the "
                        f"{config.backend} backend on {config.device} runs in fp32: drop --precision")
@@ -352,22 +377,51 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         # issue thread and the SUT's batching need: p99 103 ms instead of 40 ms at 2,000 queries/s here.
         # Read when OpenMP starts (the kernel's first call), so set before the backend is made.
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    if backend is None:  # loading checks the weights' checksum, names and shapes
+    cluster = RayCluster(config.ray_address) if config.ray else None
+    try:
+        return _run_on(config, backend, cluster, command, run_settings, plan, split, whole, dataset_path,
+                       loaded_samples, test, baselines)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _start_pool(config: RunConfig, cluster: RayCluster) -> ActorPool:
+    """The backend actors of a run on Ray, on ``cluster`` (started or joined here)."""
+    cluster.start()
+    spec = actor_spec(config.backend, config.device, config.precision, config.threads, config.ray_actor_cpus,
+                      Path(config.model_path))
+    actors = config.ray_actors or default_actor_count(cluster, spec)
+    log.info("starting %d %s backend actor(s) on Ray (%g CPUs%s each)", actors, config.backend, spec.cpus,
+             ", 1 GPU" if spec.gpus else "")
+    return ActorPool(cluster, spec, Path(config.model_path), actors, config.ray_in_flight)
+
+
+def _run_on(config: RunConfig, backend: Backend | None, cluster: RayCluster | None, command: list[str] | None,
+            run_settings: RunSettings, plan, split, whole, dataset_path: Path, loaded_samples: int, test,
+            baselines) -> RunOutcome:
+    """The rest of :func:`run_benchmark`, from the backend on (on Ray actors when ``cluster`` is given)."""
+    pool = _start_pool(config, cluster) if cluster is not None else None
+    if pool is not None:
+        backend = pool
+    elif backend is None:  # loading checks the weights' checksum, names and shapes
         log.info("loading the %s backend on %s", config.backend, config.device)
         backend = create_backend(config.backend, config.model_path, config.device, config.threads, config.precision)
     if config.scenario == "Offline" and config.mode == "performance" and config.duration_s is not None \
             and config.target_qps is None:
-        rate = MARGIN * measure_offline_rate(backend, split, *config.batching(), config.workers)
+        # on Ray, as many batches at once as the actors hold
+        workers = pool.live_actors * pool.in_flight_per_actor if pool is not None else config.workers
+        rate = MARGIN * measure_offline_rate(backend, split, *config.batching(), workers)
         run_settings.add_override(Override("calibrated_qps", round(rate, 1), {"offline_expected_qps": round(rate, 1)}))
         plan = check_run_settings(run_settings, loaded_samples)
     plan = replace(plan, max_outstanding_queries=bound_server_backlog(run_settings, plan))
 
     qsl = ImdbQSL(split, loaded_samples)
     batch_wait_s = server_batch_wait_s(config.batch_wait_ms, run_settings) if config.scenario == "Server" else 0.0
-    sut = Seq2CNNSystem(
-        backend, qsl, config.scenario, max_batch_size=config.batching()[0], max_batch_tokens=config.batching()[1],
-        batch_wait_s=batch_wait_s, workers=config.workers,
-    )
+    batching = dict(max_batch_size=config.batching()[0], max_batch_tokens=config.batching()[1],
+                    batch_wait_s=batch_wait_s, workers=config.workers)
+    sut = RaySystem(pool, qsl, config.scenario, **batching) if pool is not None else \
+        Seq2CNNSystem(backend, qsl, config.scenario, **batching)
     run_dir = new_run_dir(config)
     record = RunRecord(
         version=RECORD_VERSION, kind=config.kind, status="running", scenario=config.scenario,
@@ -380,7 +434,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         settings=run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
         compliance=ComplianceInfo(test.name, test.settings, str(baselines.accuracy_run), str(baselines.performance_run))
         if test is not None and baselines is not None else None,
-        load_plan=plan,
+        load_plan=plan, cluster=pool.cluster_info() if pool is not None else None,
     )
     started = time.perf_counter()
     try:
@@ -391,6 +445,8 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         verification = _run_and_check(config, record, LoadGenRun(sut, qsl, run_settings, config.trace), run_dir,
                                       test, baselines, split.labels)
     except BaseException as error:
+        if pool is not None:
+            record.cluster = pool.cluster_info()
         record.status = "failed"
         if isinstance(error, RunInterrupted):
             error.run_dir, record.status = run_dir, "interrupted"
@@ -399,6 +455,9 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         record.peak_rss_bytes = peak_rss_bytes()
         _write_final_record(record, run_dir)
         raise
+    if pool is not None:
+        pool.shutdown()
+        record.cluster = pool.cluster_info()
     record.status = "finished"
     _write_final_record(record, run_dir, must_succeed=True)
     return RunOutcome(run_dir, record, verification)

@@ -117,6 +117,11 @@ class Seq2CNNSystem:
             complete_without_result(sample_ids)
             self.ledger.record_completed(sample_ids)
             return
+        self._dispatch(samples, sample_ids)
+
+    def _dispatch(self, samples: list[tuple[int, int]], sample_ids: list[int]) -> None:
+        """Compute a batch here and complete it to LoadGen (:class:`sut.ray_system.RaySystem` sends it to an
+        actor instead)."""
         try:
             labels = self._labels(samples)
         except BaseException as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it

@@ -69,6 +69,7 @@ from sut.loadgen_log import (
     read_result,
 )
 from sut.peak_search import PeakSearch
+from sut.ray_cluster import ClusterInfo
 from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMINGS_FILE
 from sut.run_record import RunRecord, RunRecordError, read_run_record
 from sut.settings import MODEL_NAME
@@ -403,6 +404,8 @@ def render_header(run: RunFolder) -> str:
         "scenario": run.scenario,
         "kind": record.kind if record is not None else run.mode,
         "backend": f"{record.backend.name} on {record.backend.device}" if record is not None else "unknown (no run.json)",
+        **({"cluster": record.cluster.summary() + cluster_faults(record.cluster)}
+           if record is not None and record.cluster is not None else {}),
         "result": format_result(run.result) if run.mode != "accuracy" else accuracy_verdict(run)[1],
         "samples issued / completed": f"{record.samples.issued} / {record.samples.completed}"
         if record is not None and record.samples is not None else "n/a",
@@ -411,6 +414,26 @@ def render_header(run: RunFolder) -> str:
         "folder": run.path,
     }
     return "".join(parts) + mapping_table(facts)
+
+
+def cluster_faults(cluster: ClusterInfo) -> str:
+    """What went wrong on the cluster during the run, if anything (appended to its summary)."""
+    if not cluster.actors_lost:
+        return ""
+    return f"; {cluster.actors_lost} actor(s) lost, {cluster.batches_resubmitted} batch(es) resubmitted to others"
+
+
+def render_cluster(cluster: ClusterInfo) -> str:
+    """The Ray cluster of a run: its nodes, and each backend actor's node, process, device and resources."""
+    nodes = table(((node.address, node.node_id[:12], f"{node.cpus:g}", f"{node.gpus:g}",
+                    f"{node.memory_bytes / 2**30:.1f} GiB") for node in cluster.nodes),
+                  ("node", "Ray node id", "CPUs", "GPUs", "memory"))
+    actors = table(((actor.index, actor.node_address, actor.pid, actor.device, ", ".join(actor.gpu_ids) or "-",
+                     f"{actor.cpus:g}", actor.threads if actor.threads is not None else "-",
+                     actor.tables_source or "-") for actor in cluster.actors),
+                   ("actor", "node", "pid", "device", "GPU ids", "CPUs", "threads", "tables"))
+    return (f"<p>Ray cluster ({esc(cluster.summary())}{esc(cluster_faults(cluster))}; {cluster.in_flight_per_actor} "
+            f"batches in flight per actor):</p>" + nodes + actors)
 
 
 def render_accuracy(run: RunFolder) -> str:
@@ -465,6 +488,8 @@ def render_record(record: RunRecord) -> str:
     for title, values in sections.items():
         if values:
             parts.append(f"<p>{esc(title)}:</p>" + mapping_table(values))
+        if title == "SUT batching" and record.cluster is not None:
+            parts.append(render_cluster(record.cluster))
     parts.append(f"<p>Command:</p><pre>{esc(shlex.join(record.command))}</pre>")
     return "".join(parts)
 

@@ -53,6 +53,7 @@ from model.weights import DEFAULT_WEIGHTS, recorded_sha256
 from qsl.files import atomic_directory, sha256_of_file
 from sut.loadgen_log import ACCURACY_FILE
 from sut.provenance import REPO
+from sut.ray_cluster import ClusterInfo
 from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, VERIFY_ACCURACY_FILE
 from sut.run_record import BackendInfo, RunRecord, RunRecordError, read_finished_run
 from sut.settings import MODEL_NAME
@@ -246,6 +247,19 @@ def implementation_description(run: RunFolder) -> dict[str, object]:
         "device": backend.device,
         "threads": backend.threads,
         "loadgen_version": run.record.settings.loadgen_version,
+        **({"ray": ray_description(run.record.cluster)} if run.record.cluster is not None else {}),
+    }
+
+
+def ray_description(cluster: ClusterInfo) -> dict[str, object]:
+    """How a run on Ray was spread: Ray's version, the nodes, and each actor's node, device and resources."""
+    return {
+        "ray_version": cluster.ray_version,
+        "nodes": len(cluster.nodes),
+        "nodes_with_actors": len({actor.node_id for actor in cluster.actors}),
+        "actors": [{"node": actor.node_address, "device": actor.device, "gpus": actor.gpu_ids, "cpus": actor.cpus,
+                    "threads": actor.threads} for actor in cluster.actors],
+        "batches_in_flight_per_actor": cluster.in_flight_per_actor,
     }
 
 
@@ -418,7 +432,8 @@ def write_tree(root: Path, slots: dict[str, dict[str, RunFolder]], config: Syste
     """Write the submission of ``slots`` below ``root``; returns its ``<division>/<submitter>`` folder."""
     system = config.system_id
     base = root / config.division / safe_name(config.submitter)
-    description = system_description(config)
+    clusters = [run.record.cluster for runs in slots.values() for run in runs.values() if run.record.cluster]
+    description = system_description(config, max(clusters, key=lambda c: len(c.actors), default=None))
     target = base / layout.system_file(system)
     target.parent.mkdir(parents=True)
     target.write_text(json.dumps(description, indent=2) + "\n")

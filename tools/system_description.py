@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 from sut.provenance import REPO, package_versions, processor_name
+from sut.ray_cluster import ClusterInfo
 
 REQUIRED_KEYS = ("submitter", "system_name", "division", "status", "system_type")
 ALLOWED_VALUES = {
@@ -489,23 +490,36 @@ def measured_description() -> dict[str, object]:
     }
 
 
-def system_description(config: SystemConfig) -> dict[str, object]:
+def system_description(config: SystemConfig, cluster: ClusterInfo | None = None) -> dict[str, object]:
     """The full system description, keys in :data:`DESCRIPTION_KEYS` order: the YAML's keys (the
-    :data:`DESCRIBED_KEYS` it leaves out are ``N/A``), the measured ones, then the YAML's overrides."""
+    :data:`DESCRIBED_KEYS` it leaves out are ``N/A``), the measured ones, then the YAML's overrides.
+
+    For runs on a Ray ``cluster``, ``number_of_nodes`` is at least the number of nodes its actors used, and
+    ``sw_notes`` says how the actors were spread (the per-node hardware is still this machine's, as measured:
+    describe other nodes in the YAML)."""
     measured = measured_description()
     hw_notes = "; ".join(note for note in (config.hw_notes, measured.pop("hw_notes")) if note)
+    nodes, sw_notes = config.number_of_nodes, config.sw_notes
+    if cluster is not None:
+        used = len({actor.node_id for actor in cluster.actors}) or 1
+        if used > nodes:
+            logger.warning("the runs used %d Ray nodes and the system YAML says number_of_nodes %d: the description "
+                        "says %d", used, nodes, used)
+            nodes = used
+        sw_notes = "; ".join(note for note in (sw_notes, cluster.summary().replace(f" ({cluster.address})", ""),
+                                               "batches dispatched to the actors by the SUT") if note)
     values = {
         "division": config.division,
         "submitter": config.submitter,
         "status": config.status,
         "system_name": config.system_name,
         "system_type": config.system_type,
-        "number_of_nodes": config.number_of_nodes,
+        "number_of_nodes": nodes,
         **{key: "N/A" for key in DESCRIBED_KEYS},
         **config.described,
         **measured,
         "hw_notes": hw_notes,
-        "sw_notes": config.sw_notes,
+        "sw_notes": sw_notes,
     }
     description = {key: values.pop(key) for key in DESCRIPTION_KEYS}
     return description | values | config.overrides

@@ -1,0 +1,178 @@
+"""The Ray cluster a run's backend actors live on: a local instance started and stopped by the run, or an
+existing cluster joined with ``--ray-address``; and what ``run.json`` records of it.
+
+A local instance keeps every socket on loopback. Ray 2.x replaces a node address of ``127.0.0.1`` by the
+machine's own address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set before Ray is imported (it then
+binds its GCS, raylet, object manager and worker ports to 127.0.0.1 only); :func:`import_ray` sets it for a
+local instance, and for a cluster joined at a loopback address. The dashboard is never started here.
+
+Ray is an optional dependency (``pip install -e '.[ray]'``): this module imports it only when a run asks for
+it, and :class:`RayUnavailableError` says how to install it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+#: what to install when Ray is missing
+INSTALL_HINT = "pip install -e '.[ray]'   (or: pip install 'ray>=2.40')"
+#: Ray's switch for a single-machine cluster: with "0", a node address of 127.0.0.1 stays 127.0.0.1
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: the namespace of this project's actors in a shared cluster
+NAMESPACE = "seq2cnn-mlperf"
+
+
+class RayUnavailableError(RuntimeError):
+    """``--ray`` was asked for, but Ray cannot be imported."""
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be started or joined, or cannot hold the actors asked for."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One alive node of the cluster: its Ray id, address, and resources (logical CPUs, GPUs, memory bytes)."""
+
+    node_id: str
+    address: str
+    cpus: float
+    gpus: float
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    """One backend actor: where it runs (node, process), on what (device, Ray GPU ids, CPUs it reserved,
+    threads), and its backend's tables (``cache`` or ``built``, seconds) where it has them."""
+
+    index: int
+    node_id: str
+    node_address: str
+    pid: int
+    device: str
+    gpu_ids: list[str]
+    cpus: float
+    threads: int | None
+    tables_source: str | None = None
+    tables_load_seconds: float | None = None
+
+
+@dataclass
+class ClusterInfo:
+    """What ``run.json`` records of a run on Ray: the cluster (joined at ``address``, or ``local``), its nodes,
+    the actors, the batches each may hold in flight, and what went wrong during the run (actors lost,
+    batches resubmitted to another actor)."""
+
+    address: str
+    ray_version: str
+    nodes: list[NodeInfo]
+    actors: list[ActorInfo] = field(default_factory=list)
+    in_flight_per_actor: int = 2
+    actors_lost: int = 0
+    batches_resubmitted: int = 0
+
+    def summary(self) -> str:
+        """One line: actors, devices, nodes, for logs, reports and the system description."""
+        devices = sorted({actor.device for actor in self.actors})
+        nodes = len({actor.node_id for actor in self.actors})
+        return (f"Ray {self.ray_version}: {len(self.actors)} backend actor(s) on {', '.join(devices) or 'no device'}, "
+                f"over {nodes} of the cluster's {len(self.nodes)} node(s) ({self.address})")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` (or ``HOST``) names this machine's loopback interface."""
+    host = address
+    if address.startswith("["):  # [IPv6]:PORT
+        host = address[1:address.find("]")]
+    elif address.count(":") == 1:  # HOST:PORT (an IPv6 address alone has several colons)
+        host = address.split(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def import_ray(address: str | None) -> ModuleType:
+    """Ray, imported for a local instance (``address`` None) or a cluster at ``address``; a local or loopback
+    cluster binds to 127.0.0.1 only (see the module docstring). :class:`RayUnavailableError` without Ray."""
+    if (address is None or is_loopback(address)) and LOOPBACK_SWITCH not in os.environ:
+        os.environ[LOOPBACK_SWITCH] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report: there is no internet to send it to
+    try:
+        import ray
+    except ImportError as error:
+        raise RayUnavailableError(f"--ray runs the backend on Ray actors, but Ray is not installed ({error}): "
+                                  f"install it with  {INSTALL_HINT}") from None
+    return ray
+
+
+class RayCluster:
+    """A connection to Ray for one run: :meth:`start` a local instance or join ``address``, :meth:`stop`.
+
+    ``cpus`` is the local instance's logical CPU count (default: the machine's).
+    """
+
+    def __init__(self, address: str | None = None, cpus: int | None = None):
+        self.address = address
+        self.cpus = cpus
+        self.ray: ModuleType | None = None
+        self.started_locally = False
+
+    def start(self) -> "RayCluster":
+        ray = self.ray = import_ray(self.address)
+        started = time.perf_counter()
+        options = dict(namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=True,
+                       configure_logging=False)
+        try:
+            if self.address is None:
+                ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=self.cpus or os.cpu_count(),
+                         **options)
+                self.started_locally = True
+            else:
+                ray.init(address=self.address, **options)
+        except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean the same to the user
+            where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+            hint = (" Is a cluster running there ('ray start --head' on that machine; 'ray status' tells)? For a "
+                    "cluster on this machine's loopback, start it with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 set."
+                    if self.address else "")
+            raise ClusterError(f"cannot {where}: {type(error).__name__}: {error}.{hint}") from error
+        log.info("Ray %s %s in %.1f s: %s", ray.__version__, "started locally" if self.started_locally else "joined",
+                 time.perf_counter() - started, ", ".join(f"{node.address} ({node.cpus:g} CPUs, {node.gpus:g} GPUs)"
+                                                          for node in self.nodes()))
+        return self
+
+    def nodes(self) -> list[NodeInfo]:
+        """The cluster's alive nodes."""
+        assert self.ray is not None
+        return [NodeInfo(node["NodeID"], node["NodeManagerAddress"], float(node["Resources"].get("CPU", 0)),
+                         float(node["Resources"].get("GPU", 0)), int(node["Resources"].get("memory", 0)))
+                for node in self.ray.nodes() if node.get("Alive")]
+
+    def resources(self) -> dict[str, float]:
+        """The cluster's total resources (``CPU``, ``GPU``, ...)."""
+        assert self.ray is not None
+        return dict(self.ray.cluster_resources())
+
+    def available(self) -> dict[str, float]:
+        """The cluster's resources not taken by other actors and tasks now."""
+        assert self.ray is not None
+        return dict(self.ray.available_resources())
+
+    def info(self) -> ClusterInfo:
+        assert self.ray is not None
+        return ClusterInfo("local" if self.started_locally else str(self.address), self.ray.__version__, self.nodes())
+
+    def stop(self) -> None:
+        """Disconnect; a local instance's processes end with it."""
+        if self.ray is not None and self.ray.is_initialized():
+            self.ray.shutdown()

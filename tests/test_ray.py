@@ -1,0 +1,334 @@
+"""The SUT on Ray actors (``run.py --ray``): real Ray, real LoadGen runs, real reviews and weights.
+
+Every Ray instance is started by the run (or, for the two-node cluster, by a helper process) and stopped
+with it, bound to 127.0.0.1. Faults are real: actor processes are stopped (SIGSTOP, so that they hold
+their batches) and killed (SIGKILL) while the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sut.accuracy import decode_accuracy_log
+from sut.ray_cluster import ActorInfo, ClusterInfo, NodeInfo
+from sut.ray_pool import decode_batch, decode_result, encode_batch, encode_result, stage_weights
+from model.weights import WeightsError
+
+REPO = Path(__file__).resolve().parent.parent
+#: Ray must be there in CI (the Makefile installs it); elsewhere its tests are skipped without it
+try:
+    import ray  # noqa: F401 - only whether it imports
+    HAVE_RAY = True
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    HAVE_RAY = False
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed: pip install -e '.[ray]'")
+#: how long a run on Ray may take before the test calls it hung (s): generous, for slow machines
+RUN_TIMEOUT_S = 600
+ACTOR_READY = re.compile(r"Ray actor (\d+) ready: pid (\d+)")
+
+
+def run_command(*args: str) -> list[str]:
+    return [sys.executable, "run.py", *args]
+
+
+class LiveRun:
+    """``run.py`` in a child process whose log lines the test reads as they come."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(run_command(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, env=os.environ | {"PYTHONPATH": str(REPO)} | (env or {}))
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for_line(self, pattern: str, count: int = 1, timeout_s: float = RUN_TIMEOUT_S) -> list[re.Match]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            matches = [match for line in list(self.lines) if (match := re.search(pattern, line))]
+            if len(matches) >= count:
+                return matches
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                pytest.fail(f"the run ended before logging {pattern!r}:\n{self.output[-4000:]}")
+            if time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"the run did not log {pattern!r} within {timeout_s:.0f} s:\n{self.output[-4000:]}")
+            time.sleep(0.02)
+
+    def actor_pids(self, count: int) -> list[int]:
+        return [int(match.group(2)) for match in self.wait_for_line(ACTOR_READY.pattern, count)]
+
+    def finish(self, timeout_s: float = RUN_TIMEOUT_S) -> int:
+        code = self.process.wait(timeout=timeout_s)
+        self._reader.join(timeout=10)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def record_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def assert_each_sample_completed_once(record: dict, expected: int | None = None) -> None:
+    samples = record["samples"]
+    assert samples["issued"] == samples["completed"] > 0
+    assert samples["never_completed"] == samples["completed_more_than_once"] == samples["completed_not_issued"] == 0
+    if expected is not None:
+        assert samples["issued"] == expected
+
+
+def logged_labels(run_dir: Path, count: int) -> np.ndarray:
+    accuracy_log = decode_accuracy_log(run_dir / "mlperf_log_accuracy.json", count)
+    assert accuracy_log.is_valid, accuracy_log.problems()
+    return accuracy_log.predictions
+
+
+@pytest.fixture(scope="module")
+def local_labels(test_split, folded_backend) -> np.ndarray:
+    """The local folded backend's labels of all 25,000 test reviews, in sample order."""
+    reviews = [ids[:1000] for ids in test_split.token_ids]
+    return np.concatenate([folded_backend.labels(reviews[start:start + 2048]) for start in range(0, len(reviews), 2048)])
+
+
+# Without Ray, and bad requests: refused before anything loads -----------------------------------
+
+def test_without_ray_installed_the_flag_says_how_to_install_it(tmp_path):
+    blocked = ("import sys; sys.modules['ray'] = None; import run; "
+               f"sys.exit(run.main(['--scenario', 'Offline', '--ray', '--output-dir', {str(tmp_path / 'run')!r}]))")
+    result = subprocess.run([sys.executable, "-c", blocked], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env=os.environ | {"PYTHONPATH": str(REPO)})
+    assert result.returncode == 2, result.stderr
+    assert "pip install -e '.[ray]'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options", [["--ray-actors", "2"], ["--ray-address", "auto"], ["--ray-actor-cpus", "1"]])
+def test_ray_options_without_ray_are_refused(options, tmp_path, capsys):
+    import run
+
+    assert run.main(["--scenario", "Offline", *options, "--output-dir", str(tmp_path / "run")]) == 2
+    assert "add --ray" in capsys.readouterr().err
+
+
+def test_a_batch_and_its_answer_travel_as_one_message_each_and_come_back_whole(test_split):
+    reviews = [test_split.token_ids[index] for index in (0, 5, 17)] + [np.zeros(0, np.int32)]
+    sample_ids = np.array([2**63 + 5, 7, 0, 2**64 - 1], dtype=np.uint64)
+    decoded_ids, decoded = decode_batch(encode_batch(sample_ids, reviews))
+    assert np.array_equal(decoded_ids, sample_ids) and len(decoded) == len(reviews)
+    for original, unpacked in zip(reviews, decoded, strict=True):
+        assert unpacked.dtype == np.int32 and np.array_equal(original, unpacked)
+    labels = np.array([1, 0, 1, 1])
+    ids, answered, compute_ns = decode_result(encode_result(sample_ids, labels, 12345))
+    assert np.array_equal(ids, sample_ids) and np.array_equal(answered, labels) and compute_ns == 12345
+    assert decode_batch(encode_batch(np.zeros(0, np.uint64), []))[1] == []
+
+
+def test_weights_that_arrive_damaged_are_refused_before_serving(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQ2CNN_CACHE_DIR", str(tmp_path))
+    weights = (REPO / "model" / "seq2cnn.safetensors").read_bytes()
+    expected = (REPO / "model" / "seq2cnn.safetensors.sha256").read_text().split()[0]
+    staged = stage_weights(weights, expected, "seq2cnn.safetensors")
+    assert staged.read_bytes() == weights
+    with pytest.raises(WeightsError, match="damaged on the way"):
+        stage_weights(weights[:-1] + b"\0", expected, "seq2cnn.safetensors")
+
+
+def two_node_cluster() -> ClusterInfo:
+    nodes = [NodeInfo(f"node{i}", f"10.0.0.{i}", 8.0, 1.0, 64 << 30) for i in (1, 2)]
+    actors = [ActorInfo(i, f"node{i + 1}", f"10.0.0.{i + 1}", 1000 + i, "cuda", [str(i)], 1.0, None) for i in (0, 1)]
+    return ClusterInfo("10.0.0.1:6379", "2.60.0", nodes, actors)
+
+
+def test_the_system_description_counts_the_nodes_the_actors_used_and_names_ray():
+    from tools.system_description import SystemConfig, system_description
+
+    config = SystemConfig(Path("box.yaml"), "Team", "Box", "closed", "available", "datacenter")
+    description = system_description(config, two_node_cluster())
+    assert description["number_of_nodes"] == 2
+    assert "Ray 2.60.0: 2 backend actor(s) on cuda, over 2 of the cluster's 2 node(s)" in description["sw_notes"]
+    assert system_description(config)["number_of_nodes"] == 1
+
+
+def test_measurements_say_how_a_run_on_ray_was_spread():
+    from tools.submission import ray_description
+
+    spread = ray_description(two_node_cluster())
+    assert spread["nodes_with_actors"] == 2 and [actor["gpus"] for actor in spread["actors"]] == [["0"], ["1"]]
+
+
+# Real runs on Ray -----------------------------------------------------------------------------
+
+@needs_ray
+@pytest.mark.slow
+def test_offline_accuracy_on_two_actors_gives_the_local_labels(tmp_path, local_labels):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(run_command("--scenario", "Offline", "--accuracy", "--ray", "--ray-actors", "2",
+                                        "--ray-actor-cpus", "1", "--output-dir", str(run_dir)),
+                            cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    record = record_of(run_dir)
+    assert_each_sample_completed_once(record, 25_000)
+    assert np.array_equal(logged_labels(run_dir, 25_000), local_labels)
+    cluster = record["cluster"]
+    assert cluster["address"] == "local" and len(cluster["actors"]) == 2
+    assert {actor["node_address"] for actor in cluster["actors"]} == {"127.0.0.1"}
+    assert len({actor["pid"] for actor in cluster["actors"]}) == 2 and os.getpid() not in {a["pid"] for a in cluster["actors"]}
+    assert cluster["actors_lost"] == 0 and "2 backend actor(s) on cpu" in result.stdout
+
+
+@needs_ray
+@pytest.mark.slow
+@pytest.mark.parametrize(("scenario", "options"), [
+    ("SingleStream", []), ("MultiStream", []), ("Server", ["--qps", "50"]),
+])
+def test_short_runs_on_ray_complete_every_sample(scenario, options, tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(run_command("--scenario", scenario, "--time", "2", *options, "--ray", "--output-dir",
+                                        str(run_dir)), cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    record = record_of(run_dir)
+    assert record["status"] == "finished" and record["result"] is not None
+    assert_each_sample_completed_once(record)
+    assert len(record["cluster"]["actors"]) >= 1
+
+
+@needs_ray
+@pytest.mark.slow
+def test_an_actor_killed_mid_offline_run_has_its_batches_resubmitted(tmp_path, local_labels):
+    """Actor 0 is stopped before LoadGen starts, so it holds batches it cannot finish; killed once the query
+    is issued, its batches must go to actor 1: every sample once, the same labels. The local Ray instance
+    listens on loopback only."""
+    run_dir = tmp_path / "run"
+    live = LiveRun("--scenario", "Offline", "--accuracy", "--ray", "--ray-actors", "2", "--ray-actor-cpus", "1",
+                   "--max-batchsize", "256", "--output-dir", str(run_dir))
+    actors = live.actor_pids(2)
+    victim = actors[0]
+    os.kill(victim, signal.SIGSTOP)
+    local_instance = [(where, name) for where, name, pid in listening_sockets()
+                      if name in ("gcs_server", "raylet") or pid in (*actors, live.process.pid)]
+    assert any(name == "gcs_server" for _, name in local_instance)
+    assert all(is_loopback(where) for where, _ in local_instance), f"beyond loopback: {local_instance}"
+    live.wait_for_line("Offline accuracy run of")
+    time.sleep(2.0)  # LoadGen issues its one query right after: the stopped actor now holds batches
+    os.kill(victim, signal.SIGKILL)
+    assert live.finish() == 0, live.output[-4000:]
+    record = record_of(run_dir)
+    assert record["cluster"]["actors_lost"] == 1 and record["cluster"]["batches_resubmitted"] >= 1
+    assert_each_sample_completed_once(record, 25_000)
+    assert np.array_equal(logged_labels(run_dir, 25_000), local_labels)
+    assert f"pid {victim}" in live.output and "resubmitted to actor 1" in live.output
+    from tools.report import write_report
+
+    page = write_report(run_dir, tmp_path / "report").read_text()
+    assert "1 actor(s) lost" in page and f"<td>{victim}</td>" in page
+
+
+@needs_ray
+@pytest.mark.slow
+def test_all_actors_killed_stops_the_run_with_exit_3_not_a_hang(tmp_path):
+    run_dir = tmp_path / "run"
+    live = LiveRun("--scenario", "Offline", "--accuracy", "--ray", "--ray-actors", "2", "--ray-actor-cpus", "1",
+                   "--max-batchsize", "256", "--output-dir", str(run_dir))
+    pids = live.actor_pids(2)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    live.wait_for_line("Offline accuracy run of")
+    time.sleep(1.0)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    assert live.finish(timeout_s=120) == 3, live.output[-4000:]
+    assert time.monotonic() - killed < 120
+    assert "all 2 Ray backend actors died" in live.output
+    record = record_of(run_dir)
+    assert record["status"] == "failed" and "NoActorsLeftError" in record["error"]
+    assert record["cluster"]["actors_lost"] == 2
+
+
+@needs_ray
+@pytest.mark.slow
+@pytest.mark.parametrize(("options", "message"), [
+    (["--device", "cuda"], "the Ray cluster has none"),
+    (["--ray-actor-cpus", "100000"], "fits on no node of the Ray cluster"),
+    (["--ray-actors", "100000", "--ray-actor-cpus", "1"], "lower --ray-actors or --ray-actor-cpus"),
+])
+def test_actors_the_cluster_cannot_hold_are_a_clear_error(options, message, tmp_path):
+    result = subprocess.run(run_command("--scenario", "Offline", "--time", "1", "--ray", *options, "--output-dir",
+                                        str(tmp_path / "run")), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert message in result.stderr
+
+
+TWO_NODES = """
+import os, sys, time
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"   # nodes on 127.0.0.1 bind to loopback only
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+cluster.add_node(num_cpus=1)
+print(cluster.address, flush=True)
+sys.stdin.read()   # until the test closes stdin
+cluster.shutdown()
+"""
+
+
+def listening_sockets() -> list[tuple[str, str, int]]:
+    """(local address, process name, pid) of every listening TCP socket of this machine."""
+    output = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [(line.split()[3], match.group(1), int(match.group(2)))
+            for line in output.splitlines() if (match := re.search(r'users:\(\("([^"]+)",pid=(\d+)', line))]
+
+
+def is_loopback(address: str) -> bool:
+    return re.match(r"(\[::ffff:)?127\.|\[::1\]", address) is not None
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_two_node_cluster_on_loopback_runs_one_actor_per_node(tmp_path):
+    """Ray's own single-machine cluster (two raylets, one CPU each); nothing of it, of the actors or of the
+    driver listens beyond loopback."""
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(), "RAY_USAGE_STATS_ENABLED": "0"}
+    helper = subprocess.Popen([sys.executable, "-c", TWO_NODES], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=os.environ | auth)
+    try:
+        address = helper.stdout.readline().strip()
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address or helper.stderr.read()[-3000:]
+        run_dir = tmp_path / "run"
+        live = LiveRun("--scenario", "SingleStream", "--time", "2", "--ray", "--ray-address", address,
+                       "--ray-actors", "2", "--ray-actor-cpus", "1", "--output-dir", str(run_dir), env=auth)
+        actors = live.actor_pids(2)
+        sockets = listening_sockets()  # while the cluster, the driver and the actors are all up
+        assert live.finish() == 0, live.output[-4000:]
+        record = record_of(run_dir)
+        cluster = record["cluster"]
+        assert cluster["address"] == address and len(cluster["nodes"]) == 2
+        assert len({actor["node_id"] for actor in cluster["actors"]}) == 2  # one actor per node: 1 CPU each
+        assert_each_sample_completed_once(record)
+        ours = [(where, name, pid) for where, name, pid in sockets
+                if name in ("gcs_server", "raylet") or name.startswith("ray::") or pid in (*actors, live.process.pid)]
+        assert any(name == "gcs_server" for _, name, _ in ours) and any(pid in actors for _, _, pid in ours)
+        exposed = [socket for socket in ours if not is_loopback(socket[0])]
+        assert not exposed, f"sockets of the cluster listening beyond loopback: {exposed}"
+    finally:
+        helper.stdin.close()
+        helper.wait(timeout=60)
