@@ -239,6 +239,7 @@ class ActorPool:
         self._handles = self._start_actors(weights_path, actors, start_timeout_s)
         self._alive = [True] * len(self._handles)
         self._in_flight = [0] * len(self._handles)
+        self._served = [False] * len(self._handles)
         self._batches: dict[int, _Batch] = {}
         self._serials = itertools.count()
         self._lock = threading.Condition()
@@ -344,6 +345,9 @@ class ActorPool:
         self._in_flight[actor] += 1
         self._batches[batch.serial] = batch
         reference = self._handles[actor].labels.remote(batch.message)
+        if not self._served[actor]:
+            self._served[actor] = True
+            log.info("Ray actor %d took its first batch (%d samples)", actor, len(batch.sample_ids))
         reference.future().add_done_callback(lambda future, batch=batch: self._done.put((batch, future)))
 
     def _complete(self) -> None:

@@ -228,8 +228,7 @@ def test_an_actor_killed_mid_offline_run_has_its_batches_resubmitted(tmp_path, l
                       if name in ("gcs_server", "raylet") or pid in (*actors, live.process.pid)]
     assert any(name == "gcs_server" for _, name in local_instance)
     assert all(is_loopback(where) for where, _ in local_instance), f"beyond loopback: {local_instance}"
-    live.wait_for_line("Offline accuracy run of")
-    time.sleep(2.0)  # LoadGen issues its one query right after: the stopped actor now holds batches
+    live.wait_for_line("Ray actor 0 took its first batch")  # the stopped actor now holds a batch it cannot finish
     os.kill(victim, signal.SIGKILL)
     assert live.finish() == 0, live.output[-4000:]
     record = record_of(run_dir)
