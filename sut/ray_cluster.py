@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -27,6 +28,8 @@ INSTALL_HINT = "pip install -e '.[ray]'   (or: pip install 'ray>=2.40')"
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: the namespace of this project's actors in a shared cluster
 NAMESPACE = "seq2cnn-mlperf"
+#: how long the head of a cluster given by --ray-address may take to accept a connection (s)
+CONNECT_TIMEOUT_S = 10.0
 
 
 class RayUnavailableError(RuntimeError):
@@ -116,6 +119,22 @@ def import_ray(address: str | None) -> ModuleType:
     return ray
 
 
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """:class:`ClusterError` unless something accepts a TCP connection at ``HOST:PORT`` within ``timeout_s``:
+    Ray itself would retry for minutes before giving up on a cluster that is not there."""
+    host, _, port = address.strip().removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray-address {address!r} is not auto or HOST:PORT (the head's GCS port, 6379 by default)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise ClusterError(f"no Ray cluster answers at {address} ({error.strerror or error}): start its head there "
+                           "('ray start --head --port PORT'; 'ray status' on that machine tells), or run without "
+                           "--ray-address for a local instance") from None
+
+
 class RayCluster:
     """A connection to Ray for one run: :meth:`start` a local instance or join ``address``, :meth:`stop`.
 
@@ -129,6 +148,8 @@ class RayCluster:
         self.started_locally = False
 
     def start(self) -> "RayCluster":
+        if self.address is not None and self.address != "auto":
+            check_reachable(self.address)
         ray = self.ray = import_ray(self.address)
         started = time.perf_counter()
         options = dict(namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=True,
@@ -145,7 +166,7 @@ class RayCluster:
             hint = (" Is a cluster running there ('ray start --head' on that machine; 'ray status' tells)? For a "
                     "cluster on this machine's loopback, start it with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 set."
                     if self.address else "")
-            raise ClusterError(f"cannot {where}: {type(error).__name__}: {error}.{hint}") from error
+            raise ClusterError(f"cannot {where}: {type(error).__name__}: {str(error).rstrip('.')}.{hint}") from error
         log.info("Ray %s %s in %.1f s: %s", ray.__version__, "started locally" if self.started_locally else "joined",
                  time.perf_counter() - started, ", ".join(f"{node.address} ({node.cpus:g} CPUs, {node.gpus:g} GPUs)"
                                                           for node in self.nodes()))

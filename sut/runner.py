@@ -43,7 +43,7 @@ from sut.load_plan import bound_server_backlog, check_run_settings, plan_load
 from sut.loadgen_log import TRACE_FILE, read_result
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
 from sut.provenance import git_commit, machine, package_versions
-from sut.ray_cluster import RayCluster, import_ray
+from sut.ray_cluster import RayCluster, check_reachable, import_ray
 from sut.ray_pool import DEFAULT_IN_FLIGHT, ActorPool, actor_spec, default_actor_count
 from sut.ray_system import RaySystem
 from sut.run_files import PROBES_DIR, RUN_RECORD_FILE, SUT_TIMINGS_FILE
@@ -261,6 +261,8 @@ def _check_request(config: RunConfig) -> None:
         raise RunError(f"{', '.join(ray_options)} belong to a run on Ray actors: add --ray")
     if config.ray:
         import_ray(config.ray_address)  # RayUnavailableError (exit 2) says how to install it, before anything loads
+        if config.ray_address not in (None, "auto"):
+            check_reachable(config.ray_address)  # Ray would retry for minutes
         if config.workers != 1:
             raise RunError("--workers is the number of local worker threads; on Ray the actors do the work: "
                            "drop --workers, and set --ray-actors")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from sut.accuracy import decode_accuracy_log
-from sut.ray_cluster import ActorInfo, ClusterInfo, NodeInfo
+from sut.ray_cluster import ActorInfo, ClusterError, ClusterInfo, NodeInfo, check_reachable
 from sut.ray_pool import decode_batch, decode_result, encode_batch, encode_result, stage_weights
 from model.weights import WeightsError
 
@@ -128,6 +128,15 @@ def test_ray_options_without_ray_are_refused(options, tmp_path, capsys):
 
     assert run.main(["--scenario", "Offline", *options, "--output-dir", str(tmp_path / "run")]) == 2
     assert "add --ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("address", "message"), [("127.0.0.1:1", "no Ray cluster answers at 127.0.0.1:1"),
+                                                  ("head-without-port", "is not auto or HOST:PORT")])
+def test_a_cluster_address_where_nothing_answers_is_a_prompt_error(address, message):
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=message):
+        check_reachable(address, timeout_s=5.0)
+    assert time.monotonic() - started < 30
 
 
 def test_a_batch_and_its_answer_travel_as_one_message_each_and_come_back_whole(test_split):
