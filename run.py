@@ -169,10 +169,7 @@ def print_summary(outcome: RunOutcome) -> None:
     precision = f" ({record.backend.precision})" if record.backend.precision != "fp32" else ""
     print(f"Scenario   : {record.scenario}   Kind: {record.kind}   Backend: {record.backend.name}{precision}")
     if record.cluster is not None:
-        cluster = record.cluster
-        lost = (f"; {cluster.actors_lost} actor(s) lost, {cluster.batches_resubmitted} batch(es) resubmitted"
-                if cluster.actors_lost else "")
-        print(f"Cluster    : {cluster.summary()}{lost}")
+        print(f"Cluster    : {record.cluster.summary()}{record.cluster.faults()}")
     if record.samples is not None:
         print(f"Samples    : {record.dataset.samples} test reviews; issued {record.samples.issued}, "
               f"completed {record.samples.completed}")

@@ -82,12 +82,19 @@ class ClusterInfo:
     actors_lost: int = 0
     batches_resubmitted: int = 0
 
-    def summary(self) -> str:
-        """One line: actors, devices, nodes, for logs, reports and the system description."""
+    def summary(self, with_address: bool = True) -> str:
+        """One line: actors, devices, nodes (and the cluster's address), for logs, reports and the system
+        description."""
         devices = sorted({actor.device for actor in self.actors})
         nodes = len({actor.node_id for actor in self.actors})
         return (f"Ray {self.ray_version}: {len(self.actors)} backend actor(s) on {', '.join(devices) or 'no device'}, "
-                f"over {nodes} of the cluster's {len(self.nodes)} node(s) ({self.address})")
+                f"over {nodes} of the cluster's {len(self.nodes)} node(s)" + (f" ({self.address})" if with_address else ""))
+
+    def faults(self) -> str:
+        """What went wrong during the run, to append to :meth:`summary`; empty if nothing did."""
+        if not self.actors_lost:
+            return ""
+        return f"; {self.actors_lost} actor(s) lost, {self.batches_resubmitted} batch(es) resubmitted to other actors"
 
 
 def is_loopback(address: str) -> bool:

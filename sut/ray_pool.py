@@ -240,7 +240,6 @@ class ActorPool:
         self._alive = [True] * len(self._handles)
         self._in_flight = [0] * len(self._handles)
         self._served = [False] * len(self._handles)
-        self._batches: dict[int, _Batch] = {}
         self._serials = itertools.count()
         self._lock = threading.Condition()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
@@ -325,11 +324,8 @@ class ActorPool:
 
     def _free_actor(self) -> int | None:
         """The live actor with the fewest batches in flight, if it has room (lock held)."""
-        live = [index for index, alive in enumerate(self._alive) if alive]
-        if not live:
-            return None
-        index = min(live, key=self._in_flight.__getitem__)
-        return index if self._in_flight[index] < self.in_flight_per_actor else None
+        index = self._least_busy()
+        return index if index is not None and self._in_flight[index] < self.in_flight_per_actor else None
 
     def _least_busy(self) -> int | None:
         """The live actor with the fewest batches in flight, full or not (lock held); None when none is left."""
@@ -343,7 +339,6 @@ class ActorPool:
             return
         batch.actor = actor
         self._in_flight[actor] += 1
-        self._batches[batch.serial] = batch
         reference = self._handles[actor].labels.remote(batch.message)
         if not self._served[actor]:
             self._served[actor] = True
@@ -361,7 +356,6 @@ class ActorPool:
                 batch.on_error(batch.sample_ids, NoActorsLeftError(self._no_actors_message()))
                 continue
             with self._lock:
-                self._batches.pop(batch.serial, None)
                 self._in_flight[batch.actor] -= 1
                 self._lock.notify_all()
             try:
@@ -429,7 +423,7 @@ class ActorPool:
     def shutdown(self) -> None:
         """Stop the completion thread (after the batches in flight) and the actors."""
         with self._lock:
-            while self._batches and any(self._alive):
+            while any(self._in_flight) and any(self._alive):
                 self._lock.wait(timeout=1.0)
         self._done.put(_STOP)
         self._completer.join()

@@ -404,7 +404,7 @@ def render_header(run: RunFolder) -> str:
         "scenario": run.scenario,
         "kind": record.kind if record is not None else run.mode,
         "backend": f"{record.backend.name} on {record.backend.device}" if record is not None else "unknown (no run.json)",
-        **({"cluster": record.cluster.summary() + cluster_faults(record.cluster)}
+        **({"cluster": record.cluster.summary() + record.cluster.faults()}
            if record is not None and record.cluster is not None else {}),
         "result": format_result(run.result) if run.mode != "accuracy" else accuracy_verdict(run)[1],
         "samples issued / completed": f"{record.samples.issued} / {record.samples.completed}"
@@ -416,13 +416,6 @@ def render_header(run: RunFolder) -> str:
     return "".join(parts) + mapping_table(facts)
 
 
-def cluster_faults(cluster: ClusterInfo) -> str:
-    """What went wrong on the cluster during the run, if anything (appended to its summary)."""
-    if not cluster.actors_lost:
-        return ""
-    return f"; {cluster.actors_lost} actor(s) lost, {cluster.batches_resubmitted} batch(es) resubmitted to others"
-
-
 def render_cluster(cluster: ClusterInfo) -> str:
     """The Ray cluster of a run: its nodes, and each backend actor's node, process, device and resources."""
     nodes = table(((node.address, node.node_id[:12], f"{node.cpus:g}", f"{node.gpus:g}",
@@ -432,7 +425,7 @@ def render_cluster(cluster: ClusterInfo) -> str:
                      f"{actor.cpus:g}", actor.threads if actor.threads is not None else "-",
                      actor.tables_source or "-") for actor in cluster.actors),
                    ("actor", "node", "pid", "device", "GPU ids", "CPUs", "threads", "tables"))
-    return (f"<p>Ray cluster ({esc(cluster.summary())}{esc(cluster_faults(cluster))}; {cluster.in_flight_per_actor} "
+    return (f"<p>Ray cluster ({esc(cluster.summary() + cluster.faults())}; {cluster.in_flight_per_actor} "
             f"batches in flight per actor):</p>" + nodes + actors)
 
 

@@ -506,7 +506,7 @@ def system_description(config: SystemConfig, cluster: ClusterInfo | None = None)
             logger.warning("the runs used %d Ray nodes and the system YAML says number_of_nodes %d: the description "
                         "says %d", used, nodes, used)
             nodes = used
-        sw_notes = "; ".join(note for note in (sw_notes, cluster.summary().replace(f" ({cluster.address})", ""),
+        sw_notes = "; ".join(note for note in (sw_notes, cluster.summary(with_address=False),
                                                "batches dispatched to the actors by the SUT") if note)
     values = {
         "division": config.division,
