@@ -32,7 +32,8 @@ class WindowMax(torch.autograd.Function):
     """Max over time of one Conv1d branch applied to embedded ids, before the activation: (B, C) float32."""
 
     @staticmethod
-    def forward(ctx, ids: torch.Tensor, embedding: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, ids: torch.Tensor, embedding: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+                ) -> torch.Tensor:
         """ids (B, L) int64 with L >= K; embedding (V, E); weight (C, E, K); bias (C,)."""
         kernel = weight.shape[2]
         present, positions = torch.unique(ids, return_inverse=True)  # (U,), (B, L) indices into present
@@ -54,7 +55,8 @@ class WindowMax(torch.autograd.Function):
         # the id under tap k of each winning window: (K, B, C)
         tapped = torch.stack([torch.gather(ids, 1, winners + tap) for tap in range(kernel)])
         # scatter (V, K*C): entry (tapped[k, b, c], k*C + c) holds grad[b, c]; both gradients are products with it
-        columns = (torch.arange(kernel).view(kernel, 1, 1) * channels + torch.arange(channels)).expand(kernel, batch, channels)
+        columns = torch.arange(kernel).view(kernel, 1, 1) * channels + torch.arange(channels)
+        columns = columns.expand(kernel, batch, channels)
         scatter = torch.sparse_coo_tensor(
             torch.stack([tapped.reshape(-1), columns.reshape(-1)]),
             grad.expand(kernel, batch, channels).reshape(-1),
@@ -73,9 +75,11 @@ class WindowMax(torch.autograd.Function):
 
 
 def table_logits(model: Seq2CNN, ids: torch.Tensor) -> torch.Tensor:
-    """Logits (B, 2) of ``model`` for ids (B, L), as ``model(ids)`` computes them (dropout in training mode), through the tables and the sparse gradient above."""
+    """Logits (B, 2) of ``model`` for ids (B, L), as ``model(ids)`` computes them (dropout in training mode), through
+    the tables and the sparse gradient above."""
+    embedding = model.embedding.weight
     features = [
-        nn.functional.elu(WindowMax.apply(ids, model.embedding.weight, conv.weight, conv.bias), alpha=model.config.elu_alpha)
+        nn.functional.elu(WindowMax.apply(ids, embedding, conv.weight, conv.bias), alpha=model.config.elu_alpha)
         for conv in model.branches()
     ]
     return model.classifier(model.dropout(torch.cat(features, dim=1)))

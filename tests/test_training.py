@@ -28,7 +28,8 @@ def test_table_gradients_equal_autograd_of_the_module(test_split, pick):
     ones and reviews truncated at 1,000 ids."""
     lengths = np.array([len(ids) for ids in test_split.token_ids])
     order = np.argsort(lengths, kind="stable")
-    chosen = {"shortest": order[:8], "typical": order[len(order) // 2 : len(order) // 2 + 8], "longest": order[-4:]}[pick]
+    middle = len(order) // 2
+    chosen = {"shortest": order[:8], "typical": order[middle : middle + 8], "longest": order[-4:]}[pick]
     ids = padded_batch([test_split.token_ids[i] for i in chosen])
     labels = torch.from_numpy(test_split.labels[chosen])
     model = load_model()
