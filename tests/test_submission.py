@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import run
+from sut.accuracy import read_accuracy_report
 from sut.loadgen_log import detail_values
 from sut.run_record import read_run_record
 from tools import check_submission, submission
@@ -214,7 +215,7 @@ def _changed_run(source: Path, target: Path, change_log) -> Path:
 
 
 def test_checker_recomputes_accuracy_and_coverage_from_the_full_logs(runs, system_yaml, tmp_path, dataset_path, capsys):
-    def flip(entries):  # every prediction flipped: accuracy about 12%
+    def flip(entries):  # every prediction flipped: accuracy 100% minus the run's (about 11%)
         for entry in entries:
             label = int(np.frombuffer(bytes.fromhex(entry["data"]), "<i8")[0])
             entry["data"] = np.array([1 - label], "<i8").tobytes().hex()
@@ -230,7 +231,10 @@ def test_checker_recomputes_accuracy_and_coverage_from_the_full_logs(runs, syste
 
     code, lines = check(tree, runs["rules"], capsys, "--dataset-path", str(dataset_path))
     assert code == 1
-    assert lines[0].startswith(f"{flipped / 'mlperf_log_accuracy.json'}: accuracy 11.") and "below the 99% target" in lines[0]
+    stated = read_accuracy_report(runs["Offline-accuracy"] / "accuracy.txt")
+    flipped_percent = 100 * (stated.total - stated.correct) / stated.total
+    assert lines[0].startswith(f"{flipped / 'mlperf_log_accuracy.json'}: accuracy {flipped_percent:.3f}% (recomputed)")
+    assert "below the 99% target" in lines[0]
     assert lines[1].startswith(f"{_scenario_dir(tree, 'Offline') / 'accuracy' / 'accuracy.txt'}: states ")
     assert lines[2] == (f"{cut / 'mlperf_log_accuracy.json'}: missing qsl_idx (100): 24900-24999 "
                         "(an accuracy run covers all 25,000 test reviews)")
