@@ -142,14 +142,11 @@ def train(args: argparse.Namespace) -> dict:
                  len(held_ids), record["epoch_seconds"])
     wall_seconds = time.perf_counter() - started
     metadata = {"recipe": json.dumps({k: str(v) for k, v in vars(args).items()}), "history": json.dumps(history)}
-    final = model
-    if averaged is not None and history[-1]["holdout_accuracy_ema"] > history[-1]["holdout_accuracy"]:
-        final = averaged.module
-    saved = "averaged" if final is not model else "last"
-    log.info("saving the %s weights (held-out accuracy %.4f)", saved,
-             history[-1]["holdout_accuracy_ema" if saved == "averaged" else "holdout_accuracy"])
-    metadata["saved_weights"] = saved
-    digest = save_weights(final, args.output, metadata={k: v for k, v in metadata.items()})
+    use_average = averaged is not None and history[-1]["holdout_accuracy_ema"] > history[-1]["holdout_accuracy"]
+    final, metadata["saved_weights"] = (averaged.module, "averaged") if use_average else (model, "last")
+    log.info("saving the %s weights (held-out accuracy %.4f)", metadata["saved_weights"],
+             history[-1]["holdout_accuracy_ema" if use_average else "holdout_accuracy"])
+    digest = save_weights(final, args.output, metadata=metadata)
     log.info("wrote %s (sha256 %s) after %.0f s of training", args.output, digest, wall_seconds)
     return {"history": history, "wall_seconds": wall_seconds, "sha256": digest}
 
@@ -170,7 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup-steps", type=int, default=200, help="steps of linear warm-up before the decay")
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="keep an exponential moving average of the weights with this decay per step (e.g. "
-                             "0.999) and save it instead of the last weights (default: off)")
+                             "0.999), and save it instead of the last weights if it does better on the held-out "
+                             "reviews (default: off)")
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--holdout", type=int, default=1000, help="train reviews held out for validation")
     parser.add_argument("--seed", type=int, default=20261128)
