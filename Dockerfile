@@ -19,8 +19,10 @@ WORKDIR /app
 # The CPU build of torch first, so the project's requirement is already met.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY setup.py ./
+COPY common ./common
 COPY qsl ./qsl
 COPY model ./model
+COPY readback ./readback
 COPY sut ./sut
 COPY tools ./tools
 COPY configs ./configs

@@ -34,16 +34,24 @@ from model.weights import WeightsError
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.vocabulary import VocabularyError
-from sut.accuracy import AccuracyCheckError
+from readback.accuracy import AccuracyCheckError
+from readback.run_record import RunRecord
+from readback.test01 import VerificationError
 from sut.compliance import COMPLIANCE_TESTS, ComplianceError
 from sut.interrupts import RunInterrupted, interrupts_raise
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
-from sut.run_record import RunRecord
 from sut.ray_cluster import ClusterError, RayUnavailableError
 from sut.ray_pool import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
-from sut.runner import EXIT_INFERENCE_FAILED, OFFLINE_BATCHING, OTHER_BATCHING, RunConfig, RunError, RunOutcome, run_benchmark
+from sut.runner import (
+    EXIT_INFERENCE_FAILED,
+    OFFLINE_BATCHING,
+    OTHER_BATCHING,
+    RunConfig,
+    RunError,
+    RunOutcome,
+    run_benchmark,
+)
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
-from sut.test01 import VerificationError
 
 log = logging.getLogger("run")
 

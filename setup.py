@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="MLPerf Inference system-under-test for Seq2CNN sentiment analysis on IMDB, driven by LoadGen",
     python_requires=">=3.10",
-    packages=find_packages(include=["qsl", "qsl.*", "model", "model.*", "sut", "sut.*", "tools", "tools.*"]),
+    packages=find_packages(include=["common", "common.*", "qsl", "qsl.*", "model", "model.*", "readback", "readback.*", "sut", "sut.*", "tools", "tools.*"]),
     package_data={"model": ["seq2cnn.safetensors", "seq2cnn.safetensors.sha256", "vocab.json", "MODEL.md"]},
     install_requires=[
         # Install the torch build for your machine first (CPU or CUDA); 2.13.0 is the tested release.

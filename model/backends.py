@@ -23,8 +23,8 @@ import torch
 
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN
-from model.weights import DEFAULT_WEIGHTS, load_model
-
+from model.paths import DEFAULT_WEIGHTS
+from model.weights import load_model
 
 #: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read
 PRECISIONS = ("fp32", "bf16")

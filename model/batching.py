@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from qsl.vocabulary import MAX_LENGTH, PAD_ID
+
 #: padding kept after the longest review: one window wholly in padding for kernel 4
 PAD_MARGIN = 4
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.files import atomic_write, sha256_of_file, write_text_atomically
 from model.backends import BACKENDS, Backend, create_backend
-from model.weights import DEFAULT_WEIGHTS, WeightsError
+from model.paths import DEFAULT_WEIGHTS
+from model.weights import WeightsError
 from qsl.errors import DatasetError
-from qsl.files import atomic_write, sha256_of_file, write_text_atomically
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
 from qsl.vocabulary import DEFAULT_VOCABULARY, VocabularyError

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from numpy.lib import format as npy_format
 
+from common.files import sha256_of_file
 from model.network import Seq2CNN
 from model.weights import WeightsError, check_state_dict, expected_shapes, save_weights
-from qsl.files import sha256_of_file
 
 log = logging.getLogger(__name__)
 

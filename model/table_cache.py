@@ -26,9 +26,10 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
+from common.errors import BadInputError
+from common.files import write_bytes_atomically
 from model.folded import FoldedTables
 from model.weights import load_model, verified_sha256
-from qsl.files import write_bytes_atomically
 from qsl.locations import cache_dir
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ FORMAT_VERSION = "1"
 ARRAY_NAMES = ("table3", "table4", "bias3", "bias4", "pad3", "pad4", "classifier_weight", "classifier_bias")
 
 
-class CorruptTablesError(ValueError):
+class CorruptTablesError(BadInputError, ValueError):
     """A cache file that does not hold the folded tables of the weights it is named for."""
 
 

@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
 from model.network import Seq2CNN, Seq2CNNConfig
+from model.paths import DEFAULT_WEIGHTS
 from model.sparse_training import table_logits
-from model.weights import DEFAULT_WEIGHTS, save_weights
+from model.weights import save_weights
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root
 from qsl.token_cache import tokenized_split

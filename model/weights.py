@@ -15,19 +15,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from common.errors import BadInputError
+from common.files import atomic_write, sha256_of_file, write_text_atomically
 from model.network import Seq2CNN, Seq2CNNConfig
-from qsl.files import atomic_write, sha256_of_file, write_text_atomically
-
-MODEL_DIR = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = MODEL_DIR / "seq2cnn.safetensors"
+from model.paths import DEFAULT_WEIGHTS, checksum_file, recorded_sha256
 
 
-class WeightsError(RuntimeError):
+class WeightsError(BadInputError):
     """Weights are missing, corrupt, or do not fit the Seq2CNN network."""
-
-
-def checksum_file(weights_path: Path) -> Path:
-    return Path(f"{weights_path}.sha256")
 
 
 def expected_shapes(config: Seq2CNNConfig = Seq2CNNConfig()) -> dict[str, tuple[int, ...]]:
@@ -60,13 +55,6 @@ def save_weights(model: Seq2CNN, path: Path, metadata: dict[str, str] | None = N
     digest = sha256_of_file(path)
     write_text_atomically(checksum_file(path), f"{digest}  {path.name}\n")
     return digest
-
-
-def recorded_sha256(weights_path: Path) -> str | None:
-    record = checksum_file(weights_path)
-    if not record.is_file():
-        return None
-    return record.read_text().split()[0].lower()
 
 
 def verified_sha256(path: Path, expected_sha256: str | None = None) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from common.files import atomic_directory, sha256_of_file
 from qsl.errors import DatasetError, UnsafeArchiveError
-from qsl.files import atomic_directory, sha256_of_file
 
 log = logging.getLogger(__name__)
 

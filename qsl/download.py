@@ -34,10 +34,15 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from common.files import atomic_write, sha256_of_file
 from qsl.archive import is_archive
 from qsl.errors import DatasetError
-from qsl.files import atomic_write, sha256_of_file
-from qsl.locations import OFFICIAL_ARCHIVE_NAME, OFFICIAL_ARCHIVE_SHA256, OFFICIAL_ARCHIVE_URL, downloaded_archive_path
+from qsl.locations import (
+    OFFICIAL_ARCHIVE_NAME,
+    OFFICIAL_ARCHIVE_SHA256,
+    OFFICIAL_ARCHIVE_URL,
+    downloaded_archive_path,
+)
 
 log = logging.getLogger(__name__)
 

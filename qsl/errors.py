@@ -1,7 +1,9 @@
 """Errors of the data layer, each worded so that a user can act on it."""
 
+from common.errors import BadInputError
 
-class DatasetError(RuntimeError):
+
+class DatasetError(BadInputError):
     """The IMDB dataset is missing, incomplete or unreadable."""
 
 

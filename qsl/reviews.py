@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.files import read_regular_file
 from qsl.archive import extracted_archive, is_archive
 from qsl.errors import DatasetError
-from qsl.files import read_regular_file
 from qsl.locations import cache_dir, resolve_dataset_path
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.errors import BadInputError
+from common.files import atomic_write
 from qsl.errors import DatasetError
-from qsl.files import atomic_write
 from qsl.locations import cache_dir
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
-from qsl.reviews import Review, dataset_root, decode_review, read_review_bytes, split_reviews
+from qsl.reviews import (
+    Review,
+    dataset_root,
+    decode_review,
+    read_review_bytes,
+    split_reviews,
+)
 from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -102,7 +109,7 @@ def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: 
     return TokenizedSplit(token_ids, labels, names)
 
 
-class CorruptCacheError(ValueError):
+class CorruptCacheError(BadInputError, ValueError):
     """A token cache file that does not hold the ids of the split it is named for."""
 
 

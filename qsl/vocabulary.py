@@ -20,7 +20,8 @@ from typing import Iterable
 
 import numpy as np
 
-from qsl.files import write_text_atomically
+from common.errors import BadInputError
+from common.files import write_text_atomically
 
 #: ids 0..5199: padding, the ranked train words, and 5199 for every rarer word
 VOCAB_SIZE = 5200
@@ -33,7 +34,7 @@ FORMAT = "seq2cnn-vocabulary/1"
 DEFAULT_VOCABULARY = Path(__file__).resolve().parent.parent / "model" / "vocab.json"
 
 
-class VocabularyError(ValueError):
+class VocabularyError(BadInputError, ValueError):
     """A vocabulary file is missing or malformed."""
 
 

@@ -13,7 +13,7 @@ here every run instead passes LoadGen a path inside its own new folder:
 Tests kept by this benchmark:
 
 - TEST01 (accuracy in performance mode): a performance run that also logs a
-  random sample of its responses; :mod:`sut.test01` compares them with
+  random sample of its responses; :mod:`readback.test01` compares them with
   the accuracy run's responses and the run's performance with the plain
   performance run's.
 - TEST04 does not apply, as for BERT, the other benchmark with inputs of
@@ -30,13 +30,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from qsl.files import write_text_atomically
+from common.errors import BadInputError
+from common.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
 AUDIT_CONFIG_FILE = "audit.config"
 #: what LoadGen 6 logs (key ``warning_generic_message``) when it has read an audit file
-AUDIT_FOUND_MESSAGE = "Found Audit Config file"
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ COMPLIANCE_TESTS = {
 }
 
 
-class ComplianceError(RuntimeError):
+class ComplianceError(BadInputError):
     """A compliance test that does not exist or cannot be staged."""
 
 

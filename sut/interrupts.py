@@ -4,7 +4,7 @@ nothing half-written, and exits with ``128 + signal`` (130 for SIGINT, 143 for S
 Inside :func:`interrupts_raise`, the first SIGINT or SIGTERM raises
 :class:`RunInterrupted` on the main thread, wherever it is (loading the data,
 extracting the archive, waiting for LoadGen); ``finally`` blocks and the
-atomic writers of :mod:`qsl.files` then remove their temporary files and
+atomic writers of :mod:`common.files` then remove their temporary files and
 folders. A second signal while the first is being handled is logged and
 ignored, so that the clean-up itself is not cut short.
 """
@@ -16,32 +16,12 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+
+from common.errors import RunInterrupted
 
 log = logging.getLogger(__name__)
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class RunInterrupted(BaseException):
-    """SIGINT or SIGTERM arrived. A ``BaseException``, so that no ``except Exception`` swallows it.
-
-    ``loadgen_started`` is set by the runner when LoadGen was running: its
-    threads cannot be stopped, so the process must then end with ``os._exit``.
-    ``run_dir`` is set when the run had its folder, whose ``run.json`` then
-    says ``interrupted``.
-    """
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        self.loadgen_started = False
-        self.run_dir: Path | None = None  # the run's folder, when the run had claimed one
-        super().__init__(f"{signal.Signals(signum).name} received")
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention for a process ended by a signal: 128 + its number."""
-        return 128 + self.signum
 
 
 @contextlib.contextmanager

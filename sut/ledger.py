@@ -9,34 +9,18 @@ both, saved as ``sut_timings.npz`` and read back by :func:`read_sut_timings`
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import zipfile
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from qsl.files import atomic_write
+from common.files import atomic_write
+from readback.timings import SampleCounts
 
 log = logging.getLogger(__name__)
-
-
-class TimingsError(RuntimeError):
-    """A ``sut_timings.npz`` that cannot be read."""
-
-
-@dataclass(frozen=True)
-class SampleCounts:
-    """A run's sample bookkeeping: samples issued and completed, and the three ways that can go wrong."""
-
-    issued: int
-    completed: int
-    never_completed: int
-    completed_more_than_once: int
-    completed_not_issued: int
 
 
 class SampleLedger:
@@ -154,32 +138,3 @@ def _counts_of(ids: np.ndarray, counted_ids: np.ndarray, counts: np.ndarray) -> 
     return np.where(counted_ids[position] == ids, counts[position], 0)
 
 
-@dataclass
-class SutTimings:
-    """Each completed sample's issue and completion time as the SUT measured them: int64 ns since the first issue,
-    shape ``(completed samples,)``, in completion order."""
-
-    issued_ns: np.ndarray
-    completed_ns: np.ndarray
-
-    @property
-    def latencies_ms(self) -> np.ndarray:
-        """Per-sample latency as the SUT saw it, in ms."""
-        return (self.completed_ns - self.issued_ns) / 1e6
-
-
-def read_sut_timings(path: Path) -> SutTimings | None:
-    """The timings saved by :meth:`SampleLedger.save_timings` at ``path``; None when there is no such file."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            issued, completed = arrays["issued_ns"].astype(np.int64), arrays["completed_ns"].astype(np.int64)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise TimingsError(f"{path} is not a timings file with int64 arrays issued_ns and completed_ns ({error}): "
-                           "remove it to report without per-sample latencies") from None
-    if issued.shape != completed.shape or issued.ndim != 1:
-        raise TimingsError(f"{path}: issued_ns {issued.shape} and completed_ns {completed.shape} must be 1-D of one "
-                           "length; remove it to report without per-sample latencies")
-    return SutTimings(issued, completed)

@@ -35,8 +35,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 
+from readback.settings_record import LoadPlan
 from sut.settings import ConfigError, RunSettings
 
 log = logging.getLogger(__name__)
@@ -67,20 +67,6 @@ def memory_bound_bytes() -> int:
     except (ValueError, OSError, AttributeError):
         total = 16 << 30
     return int(MEMORY_SHARE * total)
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    """The query set LoadGen will generate for a run: queries, samples in all, their memory estimate and its
-    bound (bytes), and for Server the length of the arrival schedule (s) and the most queries that may be
-    outstanding before LoadGen ends the run (:func:`bound_server_backlog`)."""
-
-    queries: int
-    samples: int
-    memory_bytes: int
-    memory_bound_bytes: int
-    schedule_s: float | None = None
-    max_outstanding_queries: int | None = None
 
 
 def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:

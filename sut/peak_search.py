@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from sut.loadgen_log import LoadGenResult
-from sut.ledger import SampleCounts
+from readback.peak_search import PeakSearch, Probe
 
 log = logging.getLogger(__name__)
 
@@ -30,37 +28,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = 0.02
 #: doublings of the starting rate before the search gives up looking for an INVALID rate
 MAX_DOUBLINGS = 12
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One probe of the search: the arrival rate tried (queries/s), where its logs are, and LoadGen's verdict."""
-
-    target_qps: float
-    folder: str
-    result: LoadGenResult
-    samples: SampleCounts
-    wall_seconds: float
-
-    @property
-    def valid(self) -> bool:
-        return self.result.valid is True
-
-
-@dataclass
-class PeakSearch:
-    """A finished search: every probe in the order run, and the peak (None when no rate was VALID)."""
-
-    start_qps: float
-    tolerance: float
-    probes: list[Probe] = field(default_factory=list)
-    peak_qps: float | None = None
-    conclusion: str = ""
-
-    @property
-    def peak_probe(self) -> Probe | None:
-        """The VALID probe at the peak rate."""
-        return next((probe for probe in self.probes if probe.valid and probe.target_qps == self.peak_qps), None)
 
 
 def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance: float = DEFAULT_TOLERANCE,

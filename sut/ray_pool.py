@@ -35,10 +35,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from model.weights import WeightsError, checksum_file
-from qsl.files import sha256_of_file, write_bytes_atomically, write_text_atomically
+from common.files import sha256_of_file, write_bytes_atomically, write_text_atomically
+from model.paths import checksum_file
+from model.weights import WeightsError
 from qsl.locations import cache_dir
-from sut.ray_cluster import ActorInfo, ClusterError, ClusterInfo, RayCluster
+from readback.cluster import ActorInfo, ClusterInfo
+from sut.ray_cluster import ClusterError, RayCluster
 from sut.system import InferenceError
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """One LoadGen run from start to finish: settings, data, backend, SUT, logs, record.
 
 Each run writes into its own new folder (never an existing one): LoadGen's
-logs, ``run.json`` (:mod:`sut.run_record`), ``sut_timings.npz`` (each sample's
+logs, ``run.json`` (:mod:`readback.run_record`), ``sut_timings.npz`` (each sample's
 issue and completion time as the SUT saw them), in accuracy mode
-``accuracy.txt`` (:mod:`sut.accuracy`), for a compliance test the
+``accuracy.txt`` (:mod:`readback.accuracy`), for a compliance test the
 ``audit.config`` that LoadGen read (:mod:`sut.compliance`) and the TEST01
-verdicts (:mod:`sut.test01`), and for a Server peak search one folder per
+verdicts (:mod:`readback.test01`), and for a Server peak search one folder per
 probe under ``probes/`` (:mod:`sut.peak_search`).
 
 While LoadGen runs, a line of progress (samples completed, rate) is logged
@@ -28,29 +28,44 @@ from pathlib import Path
 import mlperf_loadgen as lg
 import torch
 
+from common.errors import BadInputError
+from common.files import sha256_of_file
 from model.backends import Backend, create_backend, torch_device
-from model.weights import DEFAULT_WEIGHTS
-from qsl.files import sha256_of_file
+from model.paths import DEFAULT_WEIGHTS
 from qsl.library import ImdbQSL
 from qsl.locations import resolve_dataset_path
 from qsl.token_cache import load_test_split
 from qsl.vocabulary import DEFAULT_VOCABULARY
-from sut.accuracy import check_accuracy_log
+from readback.accuracy import check_accuracy_log
+from readback.loadgen_log import TRACE_FILE, read_result
+from readback.provenance import git_commit, machine, package_versions
+from readback.run_files import PROBES_DIR, RUN_RECORD_FILE, SUT_TIMINGS_FILE
+from readback.run_record import (
+    RECORD_VERSION,
+    BackendInfo,
+    ComplianceInfo,
+    DatasetInfo,
+    RunKind,
+    RunRecord,
+    SutInfo,
+)
+from readback.test01 import Baselines, Verification, check_baselines, verify_test01
 from sut.calibration import MARGIN, measure_offline_rate
 from sut.compliance import compliance_test, stage_audit_config
 from sut.interrupts import RunInterrupted
 from sut.load_plan import bound_server_backlog, check_run_settings, plan_load
-from sut.loadgen_log import TRACE_FILE, read_result
 from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch, Probe, search_peak
-from sut.provenance import git_commit, machine, package_versions
 from sut.ray_cluster import RayCluster, check_reachable, import_ray
 from sut.ray_pool import DEFAULT_IN_FLIGHT, ActorPool, actor_spec, default_actor_count
 from sut.ray_system import RaySystem
-from sut.run_files import PROBES_DIR, RUN_RECORD_FILE, SUT_TIMINGS_FILE
-from sut.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunKind, RunRecord, SutInfo
-from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, Override, RunSettings, load_run_settings
+from sut.settings import (
+    DEFAULT_MLPERF_CONF,
+    DEFAULT_USER_CONF,
+    Override,
+    RunSettings,
+    load_run_settings,
+)
 from sut.system import InferenceError, Seq2CNNSystem
-from sut.test01 import Baselines, Verification, check_baselines, verify_test01
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +92,7 @@ OTHER_BATCHING = (64, 16384)
 MAX_WAIT_FRACTION_OF_TARGET = 0.1
 
 
-class RunError(RuntimeError):
+class RunError(BadInputError):
     """A run cannot start: bad option, missing file, or an output folder that exists."""
 
 

@@ -42,7 +42,9 @@ from pathlib import Path
 
 import mlperf_loadgen as lg
 
-from qsl.files import read_regular_file
+from common.errors import BadInputError
+from common.files import read_regular_file
+from readback.settings_record import ConfigFile, Override, SettingsRecord
 
 log = logging.getLogger(__name__)
 
@@ -112,48 +114,8 @@ SCENARIO_ATTRIBUTES = {
     ),
 }
 
-class ConfigError(RuntimeError):
+class ConfigError(BadInputError):
     """A LoadGen config file, scenario, mode or override that cannot be used."""
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    """One config file as it was loaded."""
-
-    path: Path
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Override:
-    """One option that changed the rules' settings for a quick run, and the ``TestSettings`` attributes it set.
-
-    ``option`` is a quick-run flag (``duration_s``, ``target_qps``,
-    ``target_latency_ms``), ``count`` (a part of the test split), or
-    ``calibrated_qps`` (an Offline quick run sized from a measured rate).
-    """
-
-    option: str
-    value: float
-    sets: dict[str, int | float]
-
-
-@dataclass(frozen=True)
-class SettingsRecord:
-    """What a run's record keeps of its settings: files, overrides and the values LoadGen was given."""
-
-    model: str
-    scenario: str
-    mode: str
-    loadgen_version: str
-    config_files: list[ConfigFile]
-    overrides: list[Override]
-    effective: dict[str, int | float]
-
-    @property
-    def quick_run(self) -> bool:
-        """Whether anything overrode the config files: such a run is not valid for submission."""
-        return bool(self.overrides)
 
 
 @dataclass

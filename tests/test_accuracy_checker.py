@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qsl.reviews import dataset_root, split_labels
-from sut.accuracy import (
+from readback.accuracy import (
     REFERENCE_ACCURACY_LINE,
     AccuracyCheckError,
     accuracy_report,

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.backends import BACKENDS, FoldedBackend, ReferenceBackend, TrimmedBackend, create_backend
+from model.backends import (
+    BACKENDS,
+    FoldedBackend,
+    ReferenceBackend,
+    TrimmedBackend,
+    create_backend,
+)
 from model.batching import pad_to_width
 from model.folded import FoldedTables
 from model.weights import load_model

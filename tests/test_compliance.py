@@ -15,10 +15,15 @@ import numpy as np
 import pytest
 
 import run
+from readback.loadgen_log import DETAIL_FILE, detail_values
+from readback.run_record import read_run_record
+from readback.test01 import (
+    audit_config_was_read,
+    performance_tolerance,
+    read_verdicts,
+    verify_performance,
+)
 from sut.compliance import AUDIT_CONFIG_FILE
-from sut.loadgen_log import DETAIL_FILE, detail_values
-from sut.run_record import read_run_record
-from sut.test01 import audit_config_was_read, performance_tolerance, read_verdicts, verify_performance
 from tools import verify_test01
 
 SCENARIO = "Offline"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import common.files
 import qsl.download
-import qsl.files
 from qsl.download import download_archive
 from qsl.errors import DatasetError
 
@@ -96,7 +96,7 @@ def test_download_verifies_then_renames_into_place(scheme, archive, archive_sha2
         renames.append((Path(source).parent, Path(destination)))
         real_replace(source, destination)
 
-    monkeypatch.setattr(qsl.files.os, "replace", checked_replace)
+    monkeypatch.setattr(common.files.os, "replace", checked_replace)
     assert download_archive(url, output, archive_sha256) == output
     assert renames == [(downloads, output)]
     assert output.read_bytes() == archive.read_bytes()

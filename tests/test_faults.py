@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import run
-from sut.run_record import read_run_record
+from readback.run_record import read_run_record
 
 REPO = Path(__file__).resolve().parent.parent
 #: seconds a run has to end after a signal (it ends within about a second here)

@@ -6,7 +6,8 @@ import gc
 
 import numpy as np
 
-from sut.ledger import SampleLedger, read_sut_timings
+from readback.timings import read_sut_timings
+from sut.ledger import SampleLedger
 
 
 def test_counts_find_every_kind_of_bookkeeping_error():

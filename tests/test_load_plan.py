@@ -13,8 +13,14 @@ import mlperf_loadgen as lg
 import pytest
 
 import run
-from sut.load_plan import MAX_DURATION_MS, MAX_SCHEDULE_S, bound_server_backlog, check_run_settings, plan_load
-from sut.loadgen_log import detail_values
+from readback.loadgen_log import detail_values
+from sut.load_plan import (
+    MAX_DURATION_MS,
+    MAX_SCHEDULE_S,
+    bound_server_backlog,
+    check_run_settings,
+    plan_load,
+)
 from sut.settings import ConfigError, load_run_settings
 
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from common.files import sha256_of_file
 from model.backends import ReferenceBackend
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN, parameter_count
-from model.weights import DEFAULT_WEIGHTS, WeightsError, load_model, load_state_dict
-from qsl.files import sha256_of_file
+from model.paths import DEFAULT_WEIGHTS
+from model.weights import WeightsError, load_model, load_state_dict
 
 
 def test_parameter_count_and_reference_names():

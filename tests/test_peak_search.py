@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sut.ledger import SampleCounts
-from sut.loadgen_log import LoadGenResult
-from sut.peak_search import Probe, search_peak
+from readback.loadgen_log import LoadGenResult
+from readback.peak_search import Probe
+from readback.timings import SampleCounts
+from sut.peak_search import search_peak
 
 
 def probes_valid_up_to(capacity: float, tried: list[float]):

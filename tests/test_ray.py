@@ -20,10 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sut.accuracy import decode_accuracy_log
-from sut.ray_cluster import ActorInfo, ClusterError, ClusterInfo, NodeInfo, check_reachable
-from sut.ray_pool import decode_batch, decode_result, encode_batch, encode_result, stage_weights
 from model.weights import WeightsError
+from readback.accuracy import decode_accuracy_log
+from readback.cluster import ActorInfo, ClusterInfo, NodeInfo
+from sut.ray_cluster import ClusterError, check_reachable
+from sut.ray_pool import (
+    decode_batch,
+    decode_result,
+    encode_batch,
+    encode_result,
+    stage_weights,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 #: Ray must be there in CI (the Makefile installs it); elsewhere its tests are skipped without it

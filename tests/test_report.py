@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import run
-from sut.run_files import SUT_TIMINGS_FILE
-from sut.run_record import read_run_record
+from readback.run_files import SUT_TIMINGS_FILE
+from readback.run_record import read_run_record
 from tools.report import REPORT_FILE, ReportError, main, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -18,8 +18,8 @@ import run
 import sut.runner
 from model.train import predict_logits
 from model.weights import load_model
-from sut.loadgen_log import TRACE_FILE, detail_values
-from sut.run_record import read_run_record
+from readback.loadgen_log import TRACE_FILE, detail_values
+from readback.run_record import read_run_record
 from sut.runner import RunConfig, new_run_dir
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
-from qsl.files import atomic_directory, atomic_write, write_text_atomically
-from sut.accuracy import AccuracySummary
-from sut.ledger import SampleCounts
-from sut.loadgen_log import Figure, LoadGenResult
-from sut.run_record import (
-    RECORD_VERSION, BackendInfo, DatasetInfo, RunRecord, RunRecordError, SutInfo, read_finished_run, read_run_record,
+from common.files import atomic_directory, atomic_write, write_text_atomically
+from readback.accuracy import AccuracySummary
+from readback.loadgen_log import Figure, LoadGenResult
+from readback.run_record import (
+    RECORD_VERSION,
+    BackendInfo,
+    DatasetInfo,
+    RunRecord,
+    RunRecordError,
+    SutInfo,
+    read_finished_run,
+    read_run_record,
 )
+from readback.timings import SampleCounts
 from sut.settings import load_run_settings
 
 

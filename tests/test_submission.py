@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 import run
-from sut.accuracy import read_accuracy_report
-from sut.loadgen_log import detail_values
-from sut.run_record import read_run_record
+from readback.accuracy import read_accuracy_report
+from readback.loadgen_log import detail_values
+from readback.run_record import read_run_record
 from tools import check_submission, submission
 from tools import submission_layout as layout
 from tools.accuracy_log_truncation import TRUNCATED_LIMIT_BYTES, truncated_content

@@ -8,9 +8,9 @@ import pytest
 import run
 from qsl.library import ImdbQSL, SampleNotLoadedError
 from qsl.token_cache import TokenizedSplit
-from sut.ledger import read_sut_timings
-from sut.run_files import SUT_TIMINGS_FILE
-from sut.run_record import read_run_record
+from readback.run_files import SUT_TIMINGS_FILE
+from readback.run_record import read_run_record
+from readback.timings import read_sut_timings
 from sut.runner import server_batch_wait_s
 from sut.settings import load_run_settings
 from sut.system import Seq2CNNSystem

@@ -8,7 +8,12 @@ import os
 import numpy as np
 import pytest
 
-from model.table_cache import cache_file_for, load_folded_tables, read_cache, write_cache
+from model.table_cache import (
+    cache_file_for,
+    load_folded_tables,
+    read_cache,
+    write_cache,
+)
 from model.weights import sha256_of_file
 
 

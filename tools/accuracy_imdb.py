@@ -4,7 +4,7 @@
         --mlperf-accuracy-file results/<run>/mlperf_log_accuracy.json [--dataset-path PATH] [--count N]
 
 The log's format, what counts as missing, malformed, duplicated or repeated,
-and how accuracy is scored are described in :mod:`sut.accuracy` (the checker
+and how accuracy is scored are described in :mod:`readback.accuracy` (the checker
 ``run.py --accuracy`` runs after every accuracy run). The labels come from the
 review file names of the test split in the benchmark's sample order (its
 first N with ``--count N``): nothing is tokenized. The quality targets are 99%
@@ -27,12 +27,18 @@ import logging
 import sys
 from pathlib import Path
 
+from common.files import write_text_atomically
 from qsl.errors import DatasetError
-from qsl.files import write_text_atomically
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
-from sut.accuracy import MODEL_CARD, AccuracyCheckError, accuracy_report, decode_accuracy_log, resolved_reference
-from sut.run_files import ACCURACY_REPORT_FILE
+from readback.accuracy import (
+    MODEL_CARD,
+    AccuracyCheckError,
+    accuracy_report,
+    decode_accuracy_log,
+    resolved_reference,
+)
+from readback.run_files import ACCURACY_REPORT_FILE
 
 
 def main(argv: list[str] | None = None) -> int:

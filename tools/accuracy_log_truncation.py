@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from qsl.files import sha256_of_file, write_bytes_atomically
+from common.files import sha256_of_file, write_bytes_atomically
 
 VIEWABLE_BYTES = 4096
 MARKER = b"\n\n...\n\n"

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.files import sha256_of_file, write_text_atomically
 from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
 from model.batching import length_sorted_batches
-from model.weights import DEFAULT_WEIGHTS
-from qsl.files import sha256_of_file, write_text_atomically
+from model.paths import DEFAULT_WEIGHTS
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
 from sut.runner import RunConfig, run_benchmark

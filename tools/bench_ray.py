@@ -29,12 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-from model.weights import DEFAULT_WEIGHTS
+from model.paths import DEFAULT_WEIGHTS
 from qsl.locations import DATASET_LOOKUP_HELP, resolve_dataset_path
 from qsl.token_cache import load_test_split
 from qsl.vocabulary import DEFAULT_VOCABULARY
 from sut.ray_cluster import RayCluster
-from sut.ray_pool import ActorPool, BackendActor, actor_spec, decode_batch, encode_batch, encode_result
+from sut.ray_pool import (
+    ActorPool,
+    BackendActor,
+    actor_spec,
+    decode_batch,
+    encode_batch,
+    encode_result,
+)
 
 log = logging.getLogger("bench_ray")
 

@@ -61,10 +61,11 @@ from pathlib import Path, PurePosixPath
 import mlperf_loadgen as lg
 import numpy as np
 
+from common.errors import BadInputError
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
-from sut.accuracy import (
+from readback.accuracy import (
     TARGET_FRACTIONS,
     AccuracyCheckError,
     accuracy_report,
@@ -72,19 +73,20 @@ from sut.accuracy import (
     read_accuracy_report,
     reference_accuracy,
 )
-from sut.loadgen_log import (
+from readback.loadgen_log import (
     ACCURACY_FILE,
     DETAIL_FILE,
     detail_entries,
     read_result,
 )
-from sut.run_files import (
+from readback.run_files import (
     ACCURACY_REPORT_FILE,
     RUN_RECORD_FILE,
     VERIFY_ACCURACY_FILE,
     VERIFY_PERFORMANCE_FILE,
 )
-from sut.run_record import RunRecordError, read_run_record
+from readback.run_record import RunRecordError, read_run_record
+from readback.test01 import PASS_LINE
 from sut.settings import (
     DEFAULT_MLPERF_CONF,
     MODEL_NAME,
@@ -92,7 +94,6 @@ from sut.settings import (
     ConfigError,
     load_run_settings,
 )
-from sut.test01 import PASS_LINE
 from tools import submission_layout as layout
 from tools.accuracy_log_truncation import truncation_problems
 from tools.system_description import DESCRIPTION_KEYS, MEANINGFUL_KEYS
@@ -111,7 +112,7 @@ ROOT_FILE_SUFFIXES = (".md", ".pdf")
 EARLY_STOPPING_SCENARIOS = ("SingleStream", "MultiStream", "Server")
 
 
-class UsageError(RuntimeError):
+class UsageError(BadInputError):
     """The folder is not a submission tree, or an option cannot be used."""
 
 

@@ -57,10 +57,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from qsl.files import atomic_directory
-from sut.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
-from sut.ledger import SutTimings, TimingsError, read_sut_timings
-from sut.loadgen_log import (
+from common.errors import BadInputError
+from common.files import atomic_directory
+from readback.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
+from readback.cluster import ClusterInfo
+from readback.loadgen_log import (
     DETAIL_FILE,
     SUMMARY_FILE,
     LoadGenLogError,
@@ -68,12 +69,12 @@ from sut.loadgen_log import (
     detail_values,
     read_result,
 )
-from sut.peak_search import PeakSearch
-from sut.ray_cluster import ClusterInfo
-from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMINGS_FILE
-from sut.run_record import RunRecord, RunRecordError, read_run_record
+from readback.peak_search import PeakSearch
+from readback.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMINGS_FILE
+from readback.run_record import RunRecord, RunRecordError, read_run_record
+from readback.test01 import ComplianceVerdicts, read_verdicts
+from readback.timings import SutTimings, TimingsError, read_sut_timings
 from sut.settings import MODEL_NAME
-from sut.test01 import ComplianceVerdicts, read_verdicts
 from tools import submission_layout as layout
 from tools.report_figures import (
     Marker,
@@ -92,7 +93,7 @@ EXPECTED_LATENCY_SETTING = {
 }
 
 
-class ReportError(RuntimeError):
+class ReportError(BadInputError):
     """The report cannot be made: the message says what is wrong, where, and what to do."""
 
 

@@ -4,7 +4,7 @@
         --system configs/systems/example.yaml --output SUBMISSION_DIR
 
 Each run folder (written by ``run.py``) says in its ``run.json``
-(:mod:`sut.run_record`) which scenario it ran and what kind of run it was:
+(:mod:`readback.run_record`) which scenario it ran and what kind of run it was:
 ``performance``, ``accuracy`` or ``TEST01``. The tree follows the layout of
 the MLPerf Inference rules round that the pinned LoadGen runs
 (:mod:`tools.submission_layout`, recorded in ``documentation/submission.json``
@@ -49,13 +49,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from model.weights import DEFAULT_WEIGHTS, recorded_sha256
-from qsl.files import atomic_directory, sha256_of_file
-from sut.loadgen_log import ACCURACY_FILE
-from sut.provenance import REPO
-from sut.ray_cluster import ClusterInfo
-from sut.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, VERIFY_ACCURACY_FILE
-from sut.run_record import BackendInfo, RunRecord, RunRecordError, read_finished_run
+from common.errors import BadInputError
+from common.files import atomic_directory, sha256_of_file
+from model.paths import DEFAULT_WEIGHTS, recorded_sha256
+from readback.cluster import ClusterInfo
+from readback.loadgen_log import ACCURACY_FILE
+from readback.provenance import REPO
+from readback.run_files import (
+    ACCURACY_REPORT_FILE,
+    RUN_RECORD_FILE,
+    VERIFY_ACCURACY_FILE,
+)
+from readback.run_record import (
+    BackendInfo,
+    RunRecord,
+    RunRecordError,
+    read_finished_run,
+)
 from sut.settings import MODEL_NAME
 from tools import submission_layout as layout
 from tools.accuracy_log_truncation import truncate_accuracy_log, with_hash_line
@@ -92,7 +102,7 @@ def weight_data_types(backend: BackendInfo) -> str:
 SOURCE_EXCLUDED_SUFFIXES = (".safetensors",)
 
 
-class SubmissionError(RuntimeError):
+class SubmissionError(BadInputError):
     """Run folders or an output folder from which no submission can be assembled."""
 
 

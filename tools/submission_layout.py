@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
-from sut.run_files import (
+from readback.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
+from readback.run_files import (
     ACCURACY_REPORT_FILE,
     RUN_RECORD_FILE,
     SUT_TIMINGS_FILE,

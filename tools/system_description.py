@@ -35,8 +35,9 @@ from pathlib import Path
 
 import yaml
 
-from sut.provenance import REPO, package_versions, processor_name
-from sut.ray_cluster import ClusterInfo
+from common.errors import BadInputError
+from readback.cluster import ClusterInfo
+from readback.provenance import REPO, package_versions, processor_name
 
 REQUIRED_KEYS = ("submitter", "system_name", "division", "status", "system_type")
 ALLOWED_VALUES = {
@@ -86,7 +87,7 @@ GIB = 2**30
 logger = logging.getLogger(__name__)
 
 
-class SystemConfigError(ValueError):
+class SystemConfigError(BadInputError, ValueError):
     """A system YAML file that is missing, unreadable or has a wrong or missing key."""
 
 

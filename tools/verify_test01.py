@@ -5,7 +5,7 @@
 ``run.py --compliance TEST01`` does this after its run; this command does it
 again on its own, e.g. into another folder. What is checked and the files
 written (``verify_accuracy.txt``, ``verify_performance.txt``,
-``verification.json``) are described in :mod:`sut.test01`. Exit status: 0
+``verification.json``) are described in :mod:`readback.test01`. Exit status: 0
 when both checks pass, 1 when either fails, 2 when the runs cannot be compared
 (the message says why and what to pass instead).
 """
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sut.test01 import Baselines, VerificationError, verify_test01
+from readback.test01 import Baselines, VerificationError, verify_test01
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,12 +36,25 @@ from pathlib import Path
 
 import numpy as np
 
-from qsl.files import write_text_atomically
-from sut.accuracy import NO_PREDICTION, AccuracyCheckError, decode_accuracy_log
-from sut.compliance import AUDIT_FOUND_MESSAGE
-from sut.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE, LoadGenLogError, detail_entries, detail_values, read_result
-from sut.run_files import VERIFICATION_FILE, VERIFY_ACCURACY_FILE, VERIFY_PERFORMANCE_FILE
-from sut.run_record import RunRecord, RunRecordError, read_finished_run
+from common.errors import BadInputError
+from common.files import write_text_atomically
+from readback.accuracy import NO_PREDICTION, AccuracyCheckError, decode_accuracy_log
+from readback.loadgen_log import (
+    ACCURACY_FILE,
+    AUDIT_FOUND_MESSAGE,
+    DETAIL_FILE,
+    SUMMARY_FILE,
+    LoadGenLogError,
+    detail_entries,
+    detail_values,
+    read_result,
+)
+from readback.run_files import (
+    VERIFICATION_FILE,
+    VERIFY_ACCURACY_FILE,
+    VERIFY_PERFORMANCE_FILE,
+)
+from readback.run_record import RunRecord, RunRecordError, read_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +70,7 @@ RELAXED_AT_OR_UNDER_NS = {"SingleStream": 200_000, "MultiStream": 1_600_000}
 LISTED_MISMATCHES = 50
 
 
-class VerificationError(RuntimeError):
+class VerificationError(BadInputError):
     """The runs given cannot be compared (missing, unfinished, other scenario or mode)."""
 
 

@@ -17,7 +17,7 @@ which checks the format version and every field's type, so that a
 hand-edited or truncated record is refused with the field it is about,
 never half-read. The record is validated and serialised by pydantic from the
 plain dataclasses below and those of the modules that own each part
-(:class:`sut.loadgen_log.LoadGenResult`, :class:`sut.accuracy.AccuracySummary`,
+(:class:`readback.loadgen_log.LoadGenResult`, :class:`readback.accuracy.AccuracySummary`,
 :class:`sut.settings.SettingsRecord`, :class:`sut.ledger.SampleCounts`,
 :class:`sut.peak_search.PeakSearch`).
 """
@@ -31,15 +31,15 @@ from typing import Any, Literal
 
 import pydantic
 
-from qsl.files import write_bytes_atomically
-from sut.accuracy import AccuracySummary
-from sut.load_plan import LoadPlan
-from sut.loadgen_log import LoadGenResult
-from sut.peak_search import PeakSearch
-from sut.ray_cluster import ClusterInfo
-from sut.run_files import RUN_RECORD_FILE
-from sut.settings import SettingsRecord
-from sut.ledger import SampleCounts
+from common.errors import BadInputError
+from common.files import write_bytes_atomically
+from readback.accuracy import AccuracySummary
+from readback.cluster import ClusterInfo
+from readback.loadgen_log import LoadGenResult
+from readback.peak_search import PeakSearch
+from readback.run_files import RUN_RECORD_FILE
+from readback.settings_record import LoadPlan, SettingsRecord
+from readback.timings import SampleCounts
 
 #: the format of ``run.json``; a reader refuses any other
 RECORD_VERSION = 2
@@ -48,7 +48,7 @@ RunKind = Literal["performance", "accuracy", "TEST01", "find-peak"]
 RunStatus = Literal["running", "finished", "failed", "interrupted"]
 
 
-class RunRecordError(RuntimeError):
+class RunRecordError(BadInputError):
     """A run folder whose ``run.json`` is missing, unreadable, of another format, or not of a finished run."""
 
 

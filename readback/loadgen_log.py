@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import BadInputError
+
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
 ACCURACY_FILE = "mlperf_log_accuracy.json"
 TRACE_FILE = "mlperf_log_trace.json"
 
 MLLOG_PREFIX = ":::MLLOG "
+#: what LoadGen logs when it found and applied an ``audit.config`` (a compliance run)
+AUDIT_FOUND_MESSAGE = "Found Audit Config file"
 #: The detail-log key of each scenario's headline figure and its unit, as MLPerf's tools read it.
 HEADLINE_FIELDS = {
     "SingleStream": ("early_stopping_latency_ss", "ns"),
@@ -55,7 +59,7 @@ USED_KEYS = ("generated_query_count", "generated_samples_per_query", "generated_
 LOADGEN_MODES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy", "FindPeakPerformance": "find_peak"}
 
 
-class LoadGenLogError(RuntimeError):
+class LoadGenLogError(BadInputError):
     """A LoadGen log that is missing or cannot be read."""
 
 

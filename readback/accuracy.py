@@ -3,7 +3,7 @@
 LoadGen writes ``mlperf_log_accuracy.json`` as a JSON list of
 ``{"seq_id": int, "qsl_idx": int, "data": "<hex>"}``, one entry per response;
 ``data`` is the hex of the response bytes, here one little-endian int64
-(:data:`sut.responses.RESPONSE_DTYPE`): the predicted label (1 = positive,
+(:data:`RESPONSE_DTYPE`): the predicted label (1 = positive,
 0 = negative). ``qsl_idx`` indexes the QSL, i.e. the test split in the
 benchmark's sample order (its first N with ``--count N``).
 
@@ -43,13 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.weights import MODEL_DIR
-from qsl.files import write_text_atomically
-from sut.loadgen_log import ACCURACY_FILE
-from sut.responses import RESPONSE_DTYPE
-from sut.run_files import ACCURACY_REPORT_FILE
+from common.errors import BadInputError
+from common.files import write_text_atomically
+from model.paths import MODEL_CARD
+from readback.loadgen_log import ACCURACY_FILE
+from readback.run_files import ACCURACY_REPORT_FILE
 
-MODEL_CARD = MODEL_DIR / "MODEL.md"
 # The line of MODEL.md that states the reference accuracy; write it with .format(accuracy=...).
 REFERENCE_ACCURACY_LINE = "Reference accuracy (fp32, 25,000 test reviews): {accuracy:.4f}"
 REFERENCE_ACCURACY_PATTERN = re.compile(
@@ -60,10 +59,12 @@ TARGET_FRACTIONS = (0.99, 0.999)  # of the reference accuracy; the first decides
 ACCURACY_LINE = re.compile(r"^accuracy=(?P<percent>[0-9.]+)%, good=(?P<correct>\d+), total=(?P<total>\d+)")
 RESULT_LINE = re.compile(r"^RESULT: (?P<verdict>PASS|FAIL|NOT JUDGED)", re.MULTILINE)
 LABELS = (0, 1)
+#: a response: the predicted label as one little-endian int64 (8 bytes)
+RESPONSE_DTYPE = np.dtype("<i8")
 NO_PREDICTION = -1
 
 
-class AccuracyCheckError(RuntimeError):
+class AccuracyCheckError(BadInputError):
     """The accuracy log, the labels or the reference accuracy cannot be read."""
 
 

@@ -1,0 +1,1 @@
+"""What several layers share: the error families and their exit codes, file writing, checksummed caches."""
