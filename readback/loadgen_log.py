@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import BadInputError
+from readback.benchmark import SCENARIOS
 
 SUMMARY_FILE = "mlperf_log_summary.txt"
 DETAIL_FILE = "mlperf_log_detail.txt"
@@ -35,14 +36,6 @@ TRACE_FILE = "mlperf_log_trace.json"
 MLLOG_PREFIX = ":::MLLOG "
 #: what LoadGen logs when it found and applied an ``audit.config`` (a compliance run)
 AUDIT_FOUND_MESSAGE = "Found Audit Config file"
-#: The detail-log key of each scenario's headline figure and its unit, as MLPerf's tools read it.
-HEADLINE_FIELDS = {
-    "SingleStream": ("early_stopping_latency_ss", "ns"),
-    "MultiStream": ("early_stopping_latency_ms", "ns"),
-    "Offline": ("result_samples_per_second", "samples/s"),
-    "Server": ("result_completed_samples_per_sec", "samples/s"),
-}
-LATENCY_BOUND_SCENARIOS = ("SingleStream", "MultiStream", "Server")
 #: the LoadGen checks behind VALID, by detail-log key, named as the summary names them
 VALIDITY_CHECKS = {
     "result_perf_constraints_met": "performance constraints satisfied",
@@ -182,11 +175,11 @@ def read_result(log_dir: Path) -> LoadGenResult:
     result.failed_checks = [name for key, name in VALIDITY_CHECKS.items() if values.get(key) is False]
     if values.get("early_stopping_met") is False:
         result.early_stopping = " ".join(str(values.get("early_stopping_result", "")).split()) or None
-    key, unit = HEADLINE_FIELDS.get(scenario, (None, None))
+    key, unit = SCENARIOS[scenario].headline if scenario in SCENARIOS else (None, None)
     if key is not None and (value := _number(values.get(key))) is not None:
         result.headline = Figure(_headline_name(scenario, values), key, value, unit)
     target = _number(values.get("effective_target_latency_percentile"))
-    if scenario in LATENCY_BOUND_SCENARIOS and target is not None:
+    if scenario in SCENARIOS and SCENARIOS[scenario].latency_bound and target is not None:
         percentile_key = f"result_{100 * target:.2f}_percentile_latency_ns"
         if (value := _number(values.get(percentile_key))) is not None:
             result.percentile = Figure(f"{percentile_name(target)} latency", percentile_key, value, "ns")

@@ -36,6 +36,7 @@ import logging
 import math
 import os
 
+from readback.benchmark import SCENARIOS
 from readback.settings_record import LoadPlan
 from sut.settings import ConfigError, RunSettings
 
@@ -153,10 +154,8 @@ def check_run_settings(run_settings: RunSettings, loaded_samples: int) -> LoadPl
     _check_values(run_settings)
     plan = plan_load(run_settings, loaded_samples)
     settings = run_settings.test_settings
-    rate = {"Offline": "offline_expected_qps", "Server": "server_target_qps"}.get(run_settings.scenario)
-    latency = {"SingleStream": "single_stream_expected_latency_ns",
-               "MultiStream": "multi_stream_expected_latency_ns"}.get(run_settings.scenario)
-    driver = rate or latency
+    scenario = SCENARIOS[run_settings.scenario]
+    driver = scenario.rate_setting or scenario.expected_latency_setting
     if plan.memory_bytes > plan.memory_bound_bytes:
         raise ConfigError(
             f"LoadGen would generate {plan.queries:,} queries of {plan.samples:,} samples in all for this "

@@ -44,11 +44,12 @@ import mlperf_loadgen as lg
 
 from common.errors import BadInputError
 from common.files import read_regular_file
+from readback.benchmark import COMMON_SETTINGS, MODEL_NAME
+from readback.benchmark import SCENARIOS as BENCHMARK_SCENARIOS
 from readback.settings_record import ConfigFile, Override, SettingsRecord
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "seq2cnn"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_MLPERF_CONF = CONFIG_DIR / "mlperf.conf"
 DEFAULT_USER_CONF = CONFIG_DIR / "user.conf"
@@ -93,27 +94,6 @@ BUILT_IN_ONLY_KEYS = frozenset({
 })
 
 # TestSettings attributes recorded for every run, then those of the run's scenario.
-COMMON_ATTRIBUTES = (
-    "min_duration_ms", "max_duration_ms", "min_query_count", "max_query_count",
-    "performance_sample_count_override", "accuracy_sample_count_override",
-    "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed",
-    "accuracy_log_rng_seed", "accuracy_log_probability", "accuracy_log_sampling_target",
-    "sample_concatenate_permutation", "performance_issue_unique", "performance_issue_same",
-    "performance_issue_same_index", "print_timestamps",
-)
-SCENARIO_ATTRIBUTES = {
-    "SingleStream": ("single_stream_expected_latency_ns", "single_stream_target_latency_percentile"),
-    "MultiStream": (
-        "multi_stream_expected_latency_ns", "multi_stream_samples_per_query",
-        "multi_stream_target_latency_percentile",
-    ),
-    "Offline": ("offline_expected_qps",),
-    "Server": (
-        "server_target_qps", "server_target_latency_ns", "server_target_latency_percentile",
-        "server_coalesce_queries", "server_max_async_queries", "server_num_issue_query_threads",
-    ),
-}
-
 class ConfigError(BadInputError):
     """A LoadGen config file, scenario, mode or override that cannot be used."""
 
@@ -139,7 +119,7 @@ class RunSettings:
 
     def record(self) -> SettingsRecord:
         """Files, overrides and the effective values LoadGen will use, for the run's record."""
-        attributes = COMMON_ATTRIBUTES + SCENARIO_ATTRIBUTES[self.scenario]
+        attributes = COMMON_SETTINGS + BENCHMARK_SCENARIOS[self.scenario].settings
         return SettingsRecord(
             model=MODEL_NAME, scenario=self.scenario, mode=self.mode,
             loadgen_version=importlib.metadata.version("mlcommons-loadgen"),
@@ -355,18 +335,14 @@ def _quick_run_overrides(
             "min_duration_ms": duration_ms, "max_duration_ms": 2 * duration_ms, "min_query_count": 1,
         }))
     if target_qps is not None:
-        attribute = {"Offline": "offline_expected_qps", "Server": "server_target_qps"}.get(scenario)
+        attribute = BENCHMARK_SCENARIOS[scenario].rate_setting
         if attribute is None:
             raise ConfigError(
                 f"--qps (target_qps) applies to Offline and Server only; for {scenario} use --target-latency (target_latency_ms) instead"
             )
         overrides.append(Override("target_qps", target_qps, {attribute: float(target_qps)}))
     if target_latency_ms is not None:
-        attribute = {
-            "SingleStream": "single_stream_expected_latency_ns",
-            "MultiStream": "multi_stream_expected_latency_ns",
-            "Server": "server_target_latency_ns",
-        }.get(scenario)
+        attribute = BENCHMARK_SCENARIOS[scenario].latency_setting
         if attribute is None:
             raise ConfigError("--target-latency (target_latency_ms) does not apply to Offline, which has no latency bound; use --qps (target_qps) instead")
         overrides.append(Override("target_latency_ms", target_latency_ms, {attribute: round(target_latency_ms * 1e6)}))

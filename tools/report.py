@@ -60,6 +60,7 @@ from pathlib import Path
 from common.errors import BadInputError
 from common.files import atomic_directory
 from readback.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
+from readback.benchmark import MODEL_NAME
 from readback.cluster import ClusterInfo
 from readback.loadgen_log import (
     DETAIL_FILE,
@@ -74,7 +75,6 @@ from readback.run_files import ACCURACY_REPORT_FILE, RUN_RECORD_FILE, SUT_TIMING
 from readback.run_record import RunRecord, RunRecordError, read_run_record
 from readback.test01 import ComplianceVerdicts, read_verdicts
 from readback.timings import SutTimings, TimingsError, read_sut_timings
-from sut.settings import MODEL_NAME
 from tools import submission_layout as layout
 from tools.report_figures import (
     Marker,

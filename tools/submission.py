@@ -52,6 +52,7 @@ from pathlib import Path, PurePosixPath
 from common.errors import BadInputError
 from common.files import atomic_directory, sha256_of_file
 from model.paths import DEFAULT_WEIGHTS, recorded_sha256
+from readback.benchmark import MODEL_NAME
 from readback.cluster import ClusterInfo
 from readback.loadgen_log import ACCURACY_FILE
 from readback.provenance import REPO
@@ -66,7 +67,6 @@ from readback.run_record import (
     RunRecordError,
     read_finished_run,
 )
-from sut.settings import MODEL_NAME
 from tools import submission_layout as layout
 from tools.accuracy_log_truncation import truncate_accuracy_log, with_hash_line
 from tools.system_description import (

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
 from readback.run_files import (
     ACCURACY_REPORT_FILE,
@@ -39,7 +40,6 @@ from readback.run_files import (
     VERIFY_ACCURACY_FILE,
     VERIFY_PERFORMANCE_FILE,
 )
-from sut.settings import MODEL_NAME
 
 #: The MLPerf Inference round whose submission layout and rules this tree follows.
 RULES_VERSION = "v6.1"
