@@ -6,6 +6,9 @@ verdicts, caches, weights, reports) goes through :func:`atomic_write` or
 target's own folder and renamed into place only once it is complete, so a
 crash, a full disk or an interrupt never leaves a half-written file under
 the real name, and the temporary file is removed on failure.
+
+:func:`file_sha256` is :func:`sha256_of_file` computed once per file per
+process: a second call for an unchanged file costs one ``stat``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 #: bytes read at a time when hashing a file
 HASH_CHUNK_BYTES = 1 << 20
+#: :func:`file_sha256` does not remember the digest of a file changed less than this long before it hashed it:
+#: a file system's clock may be that coarse, and a rewrite within the same tick keeps size and times
+RECENT_CHANGE_NS = 2_000_000_000
 
 
 class NotARegularFileError(OSError):
@@ -58,6 +66,48 @@ def sha256_of_file(path: Path) -> str:
         while chunk := stream.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_known_digests: dict[str, tuple[tuple[int, ...], str]] = {}
+_known_digests_lock = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[str, os.stat_result]:
+    resolved = str(Path(path).resolve())
+    return resolved, os.stat(resolved)
+
+
+def _stat_key(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of the file at ``path``, as :func:`sha256_of_file`, hashed once per process while it is unchanged.
+
+    The digest of a regular file is remembered under its resolved path with
+    its identity (device, inode, size, modification and change times): a later
+    call for the same file, unchanged, returns it after one ``stat``; a file
+    rewritten or replaced since is hashed again. A file modified (or whose
+    status changed) within :data:`RECENT_CHANGE_NS` before the hash, or one that
+    changed while it was read, is not remembered. Thread-safe.
+    """
+    resolved, status = _identity(path)
+    key = _stat_key(status)
+    with _known_digests_lock:
+        known = _known_digests.get(resolved)
+    if known is not None and known[0] == key:
+        return known[1]
+    hashed_at = time.time_ns()
+    digest = sha256_of_file(Path(resolved))
+    try:
+        unchanged = _stat_key(os.stat(resolved)) == key
+    except OSError:  # gone since: nothing to remember
+        unchanged = False
+    changed_at = max(status.st_mtime_ns, status.st_ctime_ns)
+    if unchanged and stat.S_ISREG(status.st_mode) and changed_at < hashed_at - RECENT_CHANGE_NS:
+        with _known_digests_lock:
+            _known_digests[resolved] = (key, digest)
+    return digest
 
 
 @contextlib.contextmanager

@@ -11,6 +11,12 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
   one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU
   (fp32, or bf16 tables with ``precision="bf16"``), torch gathers on a GPU.
   numba and the kernel are imported only when this backend is created.
+
+``--precision`` is checked by :func:`model.precision.check_precision` (fp32
+everywhere, bf16 too for the folded backend on the CPU); :data:`PRECISIONS` is
+re-exported here. An unknown backend is a :class:`BackendChoiceError`, a device
+torch does not know or see a :class:`DeviceError`: input errors (exit 2), and
+:class:`ValueError` as they have always been.
 """
 
 from __future__ import annotations
@@ -21,13 +27,23 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from common.errors import BadInputError
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN
 from model.paths import DEFAULT_WEIGHTS
+from model.precision import PRECISIONS, check_precision
 from model.weights import load_model
 
-#: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read
-PRECISIONS = ("fp32", "bf16")
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "BackendChoiceError", "DeviceError", "FoldedBackend",
+           "ReferenceBackend", "TrimmedBackend", "check_precision", "create_backend", "torch_device"]
+
+
+class BackendChoiceError(BadInputError, ValueError):
+    """A backend name that is not one of :data:`BACKENDS`."""
+
+
+class DeviceError(BadInputError, ValueError):
+    """A ``--device`` that torch does not know, does not see, or that no backend runs on."""
 
 
 class Backend(Protocol):
@@ -43,19 +59,19 @@ class Backend(Protocol):
 
 
 def torch_device(requested: str) -> torch.device:
-    """``requested`` as a torch device; :class:`ValueError` for a name torch does not know, or a CUDA
-    device torch does not see."""
+    """``requested`` as a torch device; :class:`DeviceError` (a :class:`ValueError`) for a name torch does not
+    know, a CUDA device torch does not see, or a device type other than cpu and cuda."""
     try:
         device = torch.device(requested)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"--device {requested!r} is not a torch device: use cpu, cuda or cuda:N") from None
+        raise DeviceError(f"--device {requested!r} is not a torch device: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
+        raise DeviceError(f"--device {requested} was asked for, but torch sees no CUDA device; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {requested}: torch sees {torch.cuda.device_count()} CUDA device(s), "
-                         f"numbered from 0; pick one of them")
+        raise DeviceError(f"--device {requested}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                          f"numbered from 0; pick one of them")
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {requested}: the backends run on cpu or cuda, not {device.type}")
+        raise DeviceError(f"--device {requested}: the backends run on cpu or cuda, not {device.type}")
     return device
 
 
@@ -117,15 +133,11 @@ class FoldedBackend:
 
         from model.table_cache import load_folded_tables
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.device = torch_device(device)
+        check_precision(self.name, str(self.device), precision)
         if threads:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             torch.set_num_threads(threads)
-        self.device = torch_device(device)
-        if self.device.type != "cpu" and precision != "fp32":
-            raise ValueError(f"--precision {precision} is a CPU kernel option; on {device} the folded backend runs "
-                             "in fp32: drop --precision or use --device cpu")
         self.precision = precision
         tables, self.load_report = load_folded_tables(weights_path, table_cache)
         if self.device.type == "cpu":
@@ -149,13 +161,12 @@ def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str 
                    precision: str = "fp32") -> Backend:
     """The backend called ``name`` (see :data:`BACKENDS`) with the checked weights of ``weights_path``.
 
-    ``precision`` other than fp32 exists for the ``folded`` backend only.
+    ``precision`` other than fp32 exists for the ``folded`` backend on the CPU only
+    (:func:`model.precision.check_precision`, :class:`model.precision.PrecisionError`).
     """
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        raise BackendChoiceError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name == FoldedBackend.name:
         return FoldedBackend(weights_path, device, threads, precision)
-    if precision != "fp32":
-        raise ValueError(f"--precision {precision} exists for the folded backend only; the {name} backend runs the "
-                         "PyTorch module in fp32")
+    check_precision(name, device, precision)  # fp32 only: these backends run the PyTorch module
     return BACKENDS[name](weights_path, device, threads)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.files import atomic_write, sha256_of_file, write_text_atomically
+from common.files import atomic_write, file_sha256, write_text_atomically
 from model.backends import BACKENDS, Backend, create_backend
 from model.paths import DEFAULT_WEIGHTS
 from model.weights import WeightsError
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": correct / len(split),
         "seconds": round(seconds, 1),
         "weights": str(args.model_path),
-        "weights_sha256": sha256_of_file(args.model_path),
+        "weights_sha256": file_sha256(args.model_path),  # hashed once: the backend verified it
     }
     if args.save_logits:
         save_logits(args.save_logits, logits, split, backend.name, result["weights_sha256"])

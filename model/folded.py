@@ -42,10 +42,10 @@ import numba
 import numpy as np
 import torch
 
-from model.backends import PRECISIONS
 from model.batching import padded_batch
 from model.network import Seq2CNN
 from model.numba_intrinsics import prefetch, table_value, values_per_cache_line
+from model.precision import check_precision
 from qsl.vocabulary import MAX_LENGTH
 
 #: taps of the two branches together: kernel 3 (taps 0-2), then kernel 4 (taps 3-6)
@@ -92,9 +92,8 @@ class FoldedTables:
         )
 
     def tiled(self, precision: str = "fp32") -> "TiledTables":
-        """The tables cut into tiles for the CPU kernel, in ``precision`` (see :data:`PRECISIONS`)."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        """The tables cut into tiles for the CPU kernel, in ``precision`` (see :data:`model.precision.PRECISIONS`)."""
+        check_precision("folded", "cpu", precision)  # PrecisionError (a ValueError) unless one of PRECISIONS
         (table3, table4), (bias3, bias4) = self.tables, self.biases
         channels = bias3.shape[0]
         if channels % BLOCK:

@@ -9,15 +9,15 @@ vocab, channels), ``table4`` (4, vocab, channels), ``bias3``, ``bias4``,
 sha256 of the weights it was built from, the ELU alpha, the maximum length,
 and ``content_sha256``: the sha256 of every array's bytes in name order.
 Reading checks all of them; a file that fails is named in a warning, deleted
-and built again, so a damaged cache costs time, never a wrong result.
+and built again, so a damaged cache costs time, never a wrong result (the
+read-or-build logic is :func:`common.caches.read_or_build`, shared with the
+token cache).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,15 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
-from common.errors import BadInputError
+from common.caches import (
+    CacheKind,
+    CorruptCacheError,
+    check_regular_file,
+    read_or_build,
+)
 from common.files import write_bytes_atomically
 from model.folded import FoldedTables
 from model.weights import load_model, verified_sha256
-from qsl.locations import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,14 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = "1"
 ARRAY_NAMES = ("table3", "table4", "bias3", "bias4", "pad3", "pad4", "classifier_weight", "classifier_bias")
 
+#: the folded-table cache: ``<cache dir>/folded/folded-<weights sha256>.safetensors``
+TABLES_CACHE = CacheKind(folder="folded", suffix=".safetensors", name="folded-table cache",
+                         rebuild="building the tables again", contents="folded tables",
+                         saving="save their build time per run")
 
-class CorruptTablesError(BadInputError, ValueError):
-    """A cache file that does not hold the folded tables of the weights it is named for."""
+
+#: a cache file that does not hold the folded tables of the weights it is named for (the caches' one error)
+CorruptTablesError = CorruptCacheError
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class TablesLoadReport:
 
 
 def cache_file_for(weights_sha256: str, cache_root: Path | None = None) -> Path:
-    return (cache_root or cache_dir()) / "folded" / f"folded-{weights_sha256[:24]}.safetensors"
+    return TABLES_CACHE.path("folded", weights_sha256, cache_root)
 
 
 def _content_sha256(arrays: dict[str, np.ndarray]) -> str:
@@ -81,8 +90,7 @@ def write_cache(tables: FoldedTables, weights_sha256: str, path: Path) -> None:
 
 def read_cache(path: Path, weights_sha256: str) -> FoldedTables:
     """The tables in ``path``, checked whole against ``weights_sha256``, or :class:`CorruptTablesError`."""
-    if not path.is_file():  # a FIFO would block the read
-        raise CorruptTablesError("not a regular file")
+    check_regular_file(path)  # a FIFO would block the read
     try:
         with safe_open(path, framework="np") as handle:
             metadata = handle.metadata() or {}
@@ -111,24 +119,13 @@ def load_folded_tables(weights_path: Path, cache_root: Path | None = None) -> tu
     started = time.perf_counter()
     digest = verified_sha256(Path(weights_path))
     path = cache_file_for(digest, cache_root)
-    if os.path.lexists(path):
-        try:
-            tables = read_cache(path, digest)
-        except CorruptTablesError as error:
-            log.warning("folded-table cache %s is unusable (%s): deleting it and building the tables again", path, error)
-            with contextlib.suppress(OSError):
-                path.unlink()
-        else:
-            report = TablesLoadReport("cache", str(path), round(time.perf_counter() - started, 3))
-            log.info("folded tables read from %s in %.2f s", path, report.seconds)
-            return tables, report
-    tables = FoldedTables.from_model(load_model(Path(weights_path), digest))
-    try:
-        write_cache(tables, digest, path)
-    except OSError as error:
-        log.warning("cannot save the folded tables to %s (%s); they are used for this run only. Make the folder "
-                    "writable or set SEQ2CNN_CACHE_DIR to a writable folder to save their build time per run",
-                    path, error.strerror or error)
-    report = TablesLoadReport("built", str(path), round(time.perf_counter() - started, 3))
-    log.info("folded tables built from %s in %.2f s (cached at %s)", weights_path, report.seconds, path)
+    tables, source = read_or_build(
+        TABLES_CACHE, path, read=lambda cached: read_cache(cached, digest),
+        build=lambda: FoldedTables.from_model(load_model(Path(weights_path), digest)),
+        write=lambda built, target: write_cache(built, digest, target), log=log)
+    report = TablesLoadReport(source, str(path), round(time.perf_counter() - started, 3))
+    if source == "cache":
+        log.info("folded tables read from %s in %.2f s", path, report.seconds)
+    else:
+        log.info("folded tables built from %s in %.2f s (cached at %s)", weights_path, report.seconds, path)
     return tables, report

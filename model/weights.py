@@ -5,6 +5,10 @@ recorded beside them in ``model/seq2cnn.safetensors.sha256`` (``sha256sum``
 format) and checked at every load. Every problem (missing file, checksum
 mismatch, missing/unexpected tensor, wrong shape) raises :class:`WeightsError`
 naming the file and the tensor.
+
+Their sha256 is computed once per process (:func:`common.files.file_sha256`,
+re-exported here): verifying them again, keying the folded-table cache with it
+or recording it in ``run.json`` costs a ``stat``, unless the file changed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from common.errors import BadInputError
-from common.files import atomic_write, sha256_of_file, write_text_atomically
+from common.files import atomic_write, file_sha256, write_text_atomically
 from model.network import Seq2CNN, Seq2CNNConfig
 from model.paths import DEFAULT_WEIGHTS, checksum_file, recorded_sha256
 
@@ -52,7 +56,7 @@ def save_weights(model: Seq2CNN, path: Path, metadata: dict[str, str] | None = N
     state = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
     with atomic_write(path) as stream:
         stream.write(save(state, metadata=metadata or {}))
-    digest = sha256_of_file(path)
+    digest = file_sha256(path)
     write_text_atomically(checksum_file(path), f"{digest}  {path.name}\n")
     return digest
 
@@ -66,7 +70,7 @@ def verified_sha256(path: Path, expected_sha256: str | None = None) -> str:
     expected = expected_sha256 or recorded_sha256(path)
     if expected is None:
         raise WeightsError(f"no sha256 recorded for {path}: expected {checksum_file(path)} beside it")
-    actual = sha256_of_file(path)
+    actual = file_sha256(path)
     if actual != expected.lower():
         raise WeightsError(f"checksum mismatch for {path}: sha256 is {actual}, expected {expected}; the file is corrupt or not the recorded one")
     return actual

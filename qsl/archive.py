@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from common.files import atomic_directory, sha256_of_file
+from common.files import atomic_directory, file_sha256
 from qsl.errors import DatasetError, UnsafeArchiveError
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def extracted_archive(archive: Path, cache_root: Path) -> Path:
     The folder is keyed by the archive's sha256, so a changed archive is
     extracted anew and never mixed with an older extraction.
     """
-    target = cache_root / "datasets" / sha256_of_file(archive)[:20]
+    target = cache_root / "datasets" / file_sha256(archive)[:20]
     if not target.is_dir():
         log.info("extracting %s into %s (once)", archive, target)
         extract_archive(archive, target)

@@ -9,6 +9,9 @@ One lookup order for every entry point (``run.py``, ``model.evaluate``,
    development and CI copy);
 4. ``~/.cache/seq2cnn/aclImdb_v1.tar.gz`` (or ``$SEQ2CNN_CACHE_DIR``), where
    ``python -m qsl.download`` saves the official archive.
+
+The cache folder itself (:func:`cache_dir`, ``$SEQ2CNN_CACHE_DIR``) is defined
+in :mod:`common.caches` and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.caches import cache_dir
 from qsl.errors import DatasetError
 
 OFFICIAL_ARCHIVE_URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -30,12 +34,6 @@ DATASET_LOOKUP_HELP = (
     f"IMDB folder or .tar.gz (default: ${DATASET_VARIABLE}, else ../shared/data/aclImdb_labeled.tar.gz beside "
     "the checkout, else ~/.cache/seq2cnn/aclImdb_v1.tar.gz from 'python -m qsl.download')"
 )
-
-
-def cache_dir() -> Path:
-    """Root of extracted datasets and token caches: ``$SEQ2CNN_CACHE_DIR`` or ``~/.cache/seq2cnn``."""
-    configured = os.environ.get("SEQ2CNN_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "seq2cnn"
 
 
 def downloaded_archive_path() -> Path:

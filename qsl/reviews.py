@@ -31,6 +31,8 @@ from qsl.locations import cache_dir, resolve_dataset_path
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+#: reviews in the IMDB test split, the benchmark's samples (12,500 of each class); the one place this is stated
+TEST_SPLIT_REVIEWS = 25_000
 REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 POSITIVE, NEGATIVE = 1, 0
 #: the largest review file accepted (bytes): 19 times the longest IMDB review (13.7 KB)

@@ -2,16 +2,18 @@
 
 The cache key hashes every review's name and bytes, the vocabulary's content
 and :data:`qsl.preprocess.PREPROCESSING_VERSION`, so a change of the data, the
-vocabulary or the preprocessing code can never serve stale ids. Files are
-written to a temporary name and renamed, so a crash leaves no partial cache.
+vocabulary or the preprocessing code can never serve stale ids. A cache file is
+``<cache dir>/tokens/<split>-<key, 24 hex>.npz`` with two arrays, ``flat_ids``
+(int16, every review's ids end to end) and ``offsets`` (int64, N + 1); it is
+read, checked and written through :func:`common.caches.read_or_build`
+(written to a temporary name and renamed, so a crash leaves no partial cache;
+a damaged file is named, deleted and rebuilt).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -20,10 +22,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.errors import BadInputError
+# CorruptCacheError: raised here for a damaged file, and importable from here as before
+from common.caches import (
+    CacheKind,
+    CorruptCacheError,
+    check_regular_file,
+    read_or_build,
+)
 from common.files import atomic_write
 from qsl.errors import DatasetError
-from qsl.locations import cache_dir
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
 from qsl.reviews import (
     Review,
@@ -75,48 +82,44 @@ def tokenize_reviews(texts: list[str], vocabulary: Vocabulary, desc: str) -> lis
     return [vocabulary.encode(tokens) for tokens in tqdm(token_lists, total=len(texts), desc=desc, unit="review")]
 
 
+#: the token cache: ``<cache dir>/tokens/<split>-<key>.npz``
+TOKEN_CACHE = CacheKind(folder="tokens", suffix=".npz", name="token cache", rebuild="tokenizing again",
+                        contents="token ids", saving="save a minute or two per run")
+
+
 def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: Path | None = None) -> TokenizedSplit:
     """Token ids of every review of ``split`` under ``root``, from the cache when it is current."""
     reviews = split_reviews(root, split)
     digest = hashlib.sha256(f"{split}|{PREPROCESSING_VERSION}|{vocabulary.fingerprint()}|".encode())
     texts = _review_texts(reviews, digest)
-    cache_file = (cache_root or cache_dir()) / "tokens" / f"{split}-{digest.hexdigest()[:24]}.npz"
+    cache_file = TOKEN_CACHE.path(split, digest.hexdigest(), cache_root)
     names = [review.name for review in reviews]
     labels = np.array([review.label for review in reviews], dtype=np.int64)
-    if os.path.lexists(cache_file):
-        try:
-            token_ids = _read_cache(cache_file, len(reviews), vocabulary.vocab_size)
-        except CorruptCacheError as error:
-            log.warning("token cache %s is unusable (%s): deleting it and tokenizing again", cache_file, error)
-            with contextlib.suppress(OSError):
-                cache_file.unlink()
-        else:
-            log.info("token ids of %s (%d reviews) read from %s", split, len(reviews), cache_file)
-            return TokenizedSplit(token_ids, labels, names)
 
-    started = time.perf_counter()
-    token_ids = tokenize_reviews(texts, vocabulary, desc=f"tokenizing {split}")
-    log.info("tokenized %d %s reviews in %.1f s", len(texts), split, time.perf_counter() - started)
-    offsets = np.cumsum([0] + [len(ids) for ids in token_ids], dtype=np.int64)
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache_file) as stream:
-            np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
-    except OSError as error:
-        log.warning("cannot save the token ids to %s (%s); they are used for this run only. Make the folder "
-                    "writable or set SEQ2CNN_CACHE_DIR to a writable folder to save a minute or two per run",
-                    cache_file, error.strerror or error)
+    def build() -> list[np.ndarray]:
+        started = time.perf_counter()
+        token_ids = tokenize_reviews(texts, vocabulary, desc=f"tokenizing {split}")
+        log.info("tokenized %d %s reviews in %.1f s", len(texts), split, time.perf_counter() - started)
+        return token_ids
+
+    token_ids, source = read_or_build(TOKEN_CACHE, cache_file,
+                                      read=lambda path: _read_cache(path, len(reviews), vocabulary.vocab_size),
+                                      build=build, write=_write_cache, log=log)
+    if source == "cache":
+        log.info("token ids of %s (%d reviews) read from %s", split, len(reviews), cache_file)
     return TokenizedSplit(token_ids, labels, names)
 
 
-class CorruptCacheError(BadInputError, ValueError):
-    """A token cache file that does not hold the ids of the split it is named for."""
+def _write_cache(token_ids: list[np.ndarray], cache_file: Path) -> None:
+    """Save ``token_ids`` to ``cache_file`` (whole or not at all) as the ids end to end and their offsets."""
+    offsets = np.cumsum([0] + [len(ids) for ids in token_ids], dtype=np.int64)
+    with atomic_write(cache_file) as stream:
+        np.savez(stream, flat_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int16), offsets=offsets)
 
 
 def _read_cache(cache_file: Path, samples: int, vocab_size: int) -> list[np.ndarray]:
     """The ids of ``samples`` reviews saved in ``cache_file``, checked whole, or :class:`CorruptCacheError`."""
-    if not cache_file.is_file():  # a FIFO would block np.load
-        raise CorruptCacheError("not a regular file")
+    check_regular_file(cache_file)  # a FIFO would block np.load
     try:
         with np.load(cache_file, allow_pickle=False) as cached:
             flat, offsets = cached["flat_ids"], cached["offsets"]

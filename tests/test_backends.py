@@ -1,19 +1,31 @@
 """The fast backends compute the reference function: random weights on edge lengths, shipped weights on real reviews."""
 
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from common.errors import BadInputError
 from model.backends import (
     BACKENDS,
+    BackendChoiceError,
+    DeviceError,
     FoldedBackend,
     ReferenceBackend,
     TrimmedBackend,
     create_backend,
+    torch_device,
 )
 from model.batching import pad_to_width
 from model.folded import FoldedTables
+from model.precision import PRECISIONS, PrecisionError, check_precision
 from model.weights import load_model
+
+REPO = Path(__file__).resolve().parent.parent
 
 #: largest |logit difference| accepted between a fast backend and the reference (fp32 sums in another order)
 LOGIT_TOLERANCE = 1e-3
@@ -99,7 +111,7 @@ def test_cpu_kernel_uses_packed_simd_instructions(folded_backend):
 
 
 def test_bf16_is_refused_where_it_does_not_exist(random_weights, table_cache):
-    with pytest.raises(ValueError, match="folded backend only"):
+    with pytest.raises(ValueError, match="is an option of the folded backend on the CPU"):
         create_backend("reference", random_weights, precision="bf16")
     with pytest.raises(ValueError, match="not one of fp32, bf16"):
         FoldedBackend(random_weights, precision="fp16", table_cache=table_cache)
@@ -109,6 +121,73 @@ def test_all_backends_are_registered():
     assert list(BACKENDS) == ["reference", "trimmed", "folded"]
     with pytest.raises(ValueError, match="unknown backend 'fastest'"):
         create_backend("fastest")
+
+
+def test_the_precision_rule_is_one_check_with_one_message():
+    """fp32 runs everywhere, bf16 on the folded backend on the CPU only; the message names the request."""
+    assert PRECISIONS == ("fp32", "bf16")
+    for backend in BACKENDS:
+        for device in ("cpu", "cuda", "cuda:1"):
+            check_precision(backend, device, "fp32")
+    check_precision("folded", "cpu", "bf16")
+    with pytest.raises(PrecisionError) as refused:
+        check_precision("trimmed", "cuda:1", "bf16")
+    assert str(refused.value) == ("--precision bf16 is an option of the folded backend on the CPU; the trimmed "
+                                  "backend on cuda:1 runs in fp32: drop --precision")
+    with pytest.raises(PrecisionError, match="the folded backend on cuda runs in fp32: drop --precision"):
+        check_precision("folded", "cuda", "bf16")
+    with pytest.raises(PrecisionError, match="--precision 'fp16' is not one of fp32, bf16"):
+        check_precision("folded", "cpu", "fp16")
+    assert issubclass(PrecisionError, BadInputError) and issubclass(PrecisionError, ValueError)
+
+
+def test_a_bad_backend_or_device_is_an_input_error_and_still_a_value_error():
+    with pytest.raises(BackendChoiceError, match="unknown backend 'fastest'"):
+        create_backend("fastest")
+    with pytest.raises(DeviceError, match="is not a torch device"):
+        torch_device("bogus")
+    with pytest.raises(DeviceError, match="run on cpu or cuda"):
+        torch_device("meta")
+    for error in (BackendChoiceError, DeviceError):
+        assert issubclass(error, BadInputError) and issubclass(error, ValueError)
+
+
+def test_model_and_qsl_import_no_circle():
+    """No module of model/, qsl/ or common/ imports (at the top or in a function) one that imports it back."""
+    modules = {f"{package}.{path.stem}": path for package in ("model", "qsl", "common")
+               for path in (REPO / package).glob("*.py") if path.stem != "__init__"}
+    graph = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {other for other in imported if other in modules and other != name}
+
+    def reaches(start, target, seen):
+        for other in graph[start] - seen:
+            seen.add(other)
+            if other == target or reaches(other, target, seen):
+                return True
+        return False
+
+    assert [name for name in sorted(graph) if reaches(name, name, set())] == []
+
+
+@pytest.mark.parametrize("first", ["model.table_cache", "model.folded", "model.precision", "model.backends"])
+def test_any_model_module_imports_first_in_a_fresh_process(first):
+    """The old circle backends -> table_cache -> folded -> backends is gone: any of them imports first, and
+    model.precision imports neither torch nor numba."""
+    code = f"import sys, {first}\n"
+    if first == "model.precision":
+        code += "assert not {'torch', 'numba'} & set(sys.modules), 'model.precision imported torch or numba'\n"
+    code += ("import model.backends, model.folded, model.precision, model.table_cache\n"
+             "assert model.backends.PRECISIONS is model.precision.PRECISIONS\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("backend_class", [TrimmedBackend, FoldedBackend])

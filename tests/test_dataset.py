@@ -1,13 +1,16 @@
 """Dataset layout, sample order, bad input and the token cache, on small hand-made folders."""
 
 import logging
+import re
 
 import numpy as np
 import pytest
 
+from common.caches import CorruptCacheError as CommonCorruptCacheError
+from common.errors import BadInputError
 from qsl.errors import DatasetError
-from qsl.reviews import dataset_root, read_review, split_reviews
-from qsl.token_cache import tokenized_split
+from qsl.reviews import TEST_SPLIT_REVIEWS, dataset_root, read_review, split_reviews
+from qsl.token_cache import CorruptCacheError, tokenized_split
 from qsl.vocabulary import Vocabulary
 
 
@@ -97,6 +100,12 @@ def test_token_cache_is_reused_and_invalidated_by_data_and_vocabulary(small_data
     assert renumbered.token_ids[1].tolist() == [2]
     assert len(list((cache / "tokens").iterdir())) == 3
     assert not [p for p in (cache / "tokens").iterdir() if not p.name.endswith(".npz")]
+    assert all(re.fullmatch(r"test-[0-9a-f]{24}\.npz", p.name) for p in (cache / "tokens").iterdir())
+
+
+def test_the_token_cache_error_is_the_caches_common_input_error():
+    assert CorruptCacheError is CommonCorruptCacheError
+    assert issubclass(CorruptCacheError, BadInputError) and issubclass(CorruptCacheError, ValueError)
 
 
 def test_empty_review_is_kept_as_all_padding(small_dataset, tmp_path):
@@ -107,7 +116,7 @@ def test_empty_review_is_kept_as_all_padding(small_dataset, tmp_path):
 
 
 def test_real_test_split_order_and_balance(test_split):
-    assert len(test_split) == 25000
+    assert len(test_split) == TEST_SPLIT_REVIEWS == 25000
     assert test_split.names[:4] == ["test/pos/0_10.txt", "test/neg/0_2.txt", "test/pos/1_10.txt", "test/neg/1_3.txt"]
     assert test_split.labels[:4000].sum() == 2000
     lengths = np.array([len(ids) for ids in test_split.token_ids])

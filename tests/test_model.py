@@ -1,16 +1,27 @@
 """The network's shape, weight files and their errors, and exactness of length batching."""
 
+import hashlib
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
+import common.files
 from common.files import sha256_of_file
 from model.backends import ReferenceBackend
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN, parameter_count
 from model.paths import DEFAULT_WEIGHTS
-from model.weights import WeightsError, load_model, load_state_dict
+from model.weights import (
+    WeightsError,
+    file_sha256,
+    load_model,
+    load_state_dict,
+    verified_sha256,
+)
 
 
 def test_parameter_count_and_reference_names():
@@ -120,3 +131,69 @@ def test_reference_backend_labels_are_argmax_of_logits(random_weights):
 def test_shipped_weights_match_their_recorded_checksum():
     assert DEFAULT_WEIGHTS.is_file(), "model/seq2cnn.safetensors is not in the checkout"
     load_state_dict(DEFAULT_WEIGHTS)
+
+
+@pytest.fixture
+def counted_hashes(monkeypatch):
+    """The paths :func:`common.files.sha256_of_file` reads, one entry per read."""
+    reads = []
+    real = common.files.sha256_of_file
+
+    def counting(path):
+        reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(common.files, "sha256_of_file", counting)
+    return reads
+
+
+def settled(path, seconds_ago: float = 60.0):
+    """``path`` with its modification time ``seconds_ago`` in the past, as a file at rest is."""
+    when = time.time_ns() - int(seconds_ago * 1e9)
+    os.utime(path, ns=(when, when))
+    return path
+
+
+def test_a_file_is_hashed_once_while_unchanged_and_again_once_rewritten(tmp_path, counted_hashes, monkeypatch):
+    monkeypatch.setattr(common.files, "RECENT_CHANGE_NS", 0)  # utime cannot set the change time back
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"first content")
+    settled(path)
+    first = hashlib.sha256(b"first content").hexdigest()
+    assert file_sha256(path) == first and file_sha256(path) == first
+    assert file_sha256(tmp_path / "." / "weights.bin") == first  # the same file by another name
+    assert len(counted_hashes) == 1
+
+    path.write_bytes(b"other content")  # rewritten in place: same size and inode, another modification time
+    settled(path, 30.0)
+    assert file_sha256(path) == hashlib.sha256(b"other content").hexdigest()
+    assert len(counted_hashes) == 2
+
+    replacement = tmp_path / "new.bin"
+    replacement.write_bytes(b"third content")
+    settled(replacement, 30.0)
+    os.replace(replacement, path)  # replaced by another file of the same size and times: another inode
+    assert file_sha256(path) == hashlib.sha256(b"third content").hexdigest()
+    assert file_sha256(path) == hashlib.sha256(b"third content").hexdigest()
+    assert len(counted_hashes) == 3
+
+
+def test_a_file_changed_just_now_is_hashed_at_every_call(tmp_path, counted_hashes):
+    """A file system's clock may be coarse: a rewrite within its tick could keep the times, so a fresh file's
+    digest is not remembered."""
+    path = tmp_path / "fresh.bin"
+    path.write_bytes(b"just written")
+    assert file_sha256(path) == file_sha256(path) == sha256_of_file(path)
+    assert len(counted_hashes) == 2
+
+
+def test_verifying_weights_twice_hashes_them_once(random_weights, tmp_path, counted_hashes, monkeypatch):
+    """verified_sha256, then load_model's own check, then the caller's record: one read of the file."""
+    monkeypatch.setattr(common.files, "RECENT_CHANGE_NS", 0)  # remember the file written just below
+    weights = tmp_path / "settled.safetensors"
+    weights.write_bytes(random_weights.read_bytes())
+    weights.with_name("settled.safetensors.sha256").write_text(f"{sha256_of_file(random_weights)}  {weights.name}\n")
+    counted_hashes.clear()
+    digest = verified_sha256(weights)
+    load_model(weights, digest)
+    assert file_sha256(weights) == digest and counted_hashes == [str(weights.resolve())]

@@ -8,13 +8,15 @@ import os
 import numpy as np
 import pytest
 
+from common.caches import CorruptCacheError
+from common.files import sha256_of_file
 from model.table_cache import (
+    CorruptTablesError,
     cache_file_for,
     load_folded_tables,
     read_cache,
     write_cache,
 )
-from model.weights import sha256_of_file
 
 
 def same_tables(a, b) -> bool:
@@ -83,3 +85,12 @@ def test_unwritable_cache_is_a_warning_and_the_tables_still_serve(built, random_
         served, report = load_folded_tables(random_weights, blocker)
     assert report.source == "built" and "cannot save the folded tables" in caplog.text
     assert same_tables(tables, served)
+
+
+def test_the_tables_cache_keeps_its_file_name_and_its_error_is_the_caches_one(tmp_path):
+    """Existing cache files stay valid: same folder and name; CorruptTablesError is the caches' common error."""
+    assert cache_file_for("ab" * 32, tmp_path) == tmp_path / "folded" / f"folded-{'ab' * 12}.safetensors"
+    assert CorruptTablesError is CorruptCacheError and issubclass(CorruptTablesError, ValueError)
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(CorruptTablesError, match="not a regular file"):
+        read_cache(tmp_path / "a-folder", "0" * 64)

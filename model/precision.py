@@ -1,0 +1,41 @@
+"""The table precisions of the folded backend's CPU kernel, and the one rule of where ``--precision`` applies.
+
+fp32 (the default) is exact; bf16 halves the bytes the kernel reads. Only the
+folded backend on the CPU has a choice: every other backend, and the folded
+backend on a GPU, runs in fp32. :func:`check_precision` is that rule, checked
+wherever a backend is asked for (``run.py``'s options, :func:`model.backends.create_backend`,
+the folded backend, the Ray actors). No torch or numba is imported here.
+"""
+
+from __future__ import annotations
+
+from common.errors import BadInputError
+
+#: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read
+PRECISIONS = ("fp32", "bf16")
+#: the one backend, and the one device type, where a precision other than fp32 exists
+FOLDED_BACKEND = "folded"
+CPU_DEVICE_TYPE = "cpu"
+
+
+class PrecisionError(BadInputError, ValueError):
+    """A ``--precision`` that is not one of :data:`PRECISIONS`, or one other than fp32 where only fp32 runs.
+
+    A :class:`ValueError` too, as the backends' errors of a bad option have always been.
+    """
+
+
+def check_precision(backend: str, device_type: str, precision: str) -> None:
+    """:class:`PrecisionError` unless ``precision`` can run on the ``backend`` backend on ``device_type``.
+
+    ``precision`` must be one of :data:`PRECISIONS`, and other than fp32 only
+    for the folded backend on the CPU. ``device_type`` is a device type
+    (``cpu``, ``cuda``) or a device name (``cuda:1``): the rule looks at the
+    type, the message names it as given.
+    """
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    device = str(device_type)
+    if precision != "fp32" and (backend != FOLDED_BACKEND or device.split(":")[0] != CPU_DEVICE_TYPE):
+        raise PrecisionError(f"--precision {precision} is an option of the folded backend on the CPU; the "
+                             f"{backend} backend on {device} runs in fp32: drop --precision")
