@@ -19,13 +19,13 @@ setup(
         "safetensors>=0.4,<1",
         "tqdm>=4.66,<5",
         # LoadGen 6.0 runs with the random seeds of the MLPerf Inference v6.1 rules, whose submission layout
-        # tools/submission.py writes (tools/submission_layout.py): another series needs another layout.
+        # tools/submission/pack.py writes (tools/submission/layout.py): another series needs another layout.
         "mlcommons-loadgen>=6.0,<6.1",
-        # run.json: typed reading and writing of the run record (sut/run_record.py)
+        # run.json: typed reading and writing of the run record (readback/run_record.py)
         "pydantic>=2.6,<3",
         # the fused kernel of the folded backend
         "numba>=0.59,<1",
-        # the figures of the run report (tools/report.py)
+        # the figures of the run report (tools/report/)
         "matplotlib>=3.8,<4",
     ],
     extras_require={

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tools.accuracy_log_truncation import (
+from tools.submission.truncation import (
     MARKER,
     TRUNCATED_LIMIT_BYTES,
     VIEWABLE_BYTES,

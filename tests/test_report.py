@@ -12,7 +12,8 @@ import pytest
 import run
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import read_run_record
-from tools.report import REPORT_FILE, ReportError, main, write_report
+from tools.report.folders import ReportError
+from tools.report.page import REPORT_FILE, main, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -25,11 +25,13 @@ import run
 from readback.accuracy import read_accuracy_report
 from readback.loadgen_log import detail_values
 from readback.run_record import read_run_record
-from tools import check_submission, submission
-from tools import submission_layout as layout
-from tools.accuracy_log_truncation import TRUNCATED_LIMIT_BYTES, truncated_content
-from tools.submission import SubmissionError, assemble
-from tools.system_description import load_system_config
+from tools.submission import checker as check_submission
+from tools.submission import layout
+from tools.submission import pack as submission
+from tools.submission.pack import assemble
+from tools.submission.runs import SubmissionError
+from tools.submission.system_description import load_system_config
+from tools.submission.truncation import TRUNCATED_LIMIT_BYTES, truncated_content
 
 pytestmark = pytest.mark.slow  # the module's runs take a minute and a half
 
@@ -164,7 +166,7 @@ def test_good_tree_has_the_layout_of_its_rules_version_and_passes_the_checker(go
     assert description["division"] == "closed" and description["accelerators_per_node"] == "0"
     assert "No calibration and no quantization" in (base / "documentation" / "calibration.md").read_text()
     source = _files_below(base / "src" / "seq2cnn")
-    assert {"run.py", "setup.py", "sut/runner.py", "tools/submission.py", "configs/mlperf.conf"} <= source
+    assert {"run.py", "setup.py", "sut/runner.py", "tools/submission/pack.py", "configs/mlperf.conf"} <= source
     assert not [name for name in source if name.startswith(".") or "/." in name or name.endswith(".safetensors")]
     for scenario in SCENARIOS:
         folder = _scenario_dir(good_tree, scenario)

@@ -13,18 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from tools import system_description as sd
-from tools.system_description import (
-    DESCRIBED_KEYS,
-    DESCRIPTION_KEYS,
-    MEANINGFUL_KEYS,
+from tools.submission import system_description as sd
+from tools.submission.machine import (
     NOT_EXPOSED,
-    SystemConfigError,
-    load_system_config,
-    measured_description,
     processor_caches,
     processor_frequency,
     storage_type,
+)
+from tools.submission.system_description import (
+    DESCRIBED_KEYS,
+    DESCRIPTION_KEYS,
+    MEANINGFUL_KEYS,
+    SystemConfigError,
+    load_system_config,
+    measured_description,
     system_description,
 )
 

@@ -42,7 +42,8 @@ from model.batching import length_sorted_batches
 from model.paths import DEFAULT_WEIGHTS
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
-from sut.runner import RunConfig, run_benchmark
+from sut.config import RunConfig
+from sut.runner import run_benchmark
 
 log = logging.getLogger("tools.bench")
 
@@ -122,8 +123,10 @@ def singlestream_p90_estimate_ms(backend: Backend, dataset_path: Path | None, se
     return result.percentile.value / 1e6
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))

@@ -1,7 +1,7 @@
 """Where each file of an MLPerf Inference submission lives, for one system and this benchmark.
 
-Shared by :mod:`tools.submission` (which writes the tree) and
-:mod:`tools.check_submission` (which reads it), so that both agree. The layout
+Shared by :mod:`tools.submission.pack` (which writes the tree) and
+:mod:`tools.submission.checker` (which reads it), so that both agree. The layout
 is that of the MLPerf Inference rules :data:`RULES_VERSION`, the round whose
 random seeds the pinned LoadGen series (:data:`LOADGEN_SERIES`) runs with.
 Paths are relative to the ``<division>/<submitter>`` folder::

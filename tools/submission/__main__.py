@@ -1,0 +1,8 @@
+"""``python -m tools.submission``: pack a submission tree from finished run folders (:mod:`tools.submission.pack`)."""
+
+import sys
+
+from tools.submission.pack import main
+
+if __name__ == "__main__":
+    sys.exit(main(prog="submission.py"))  # the usage line's name, as when this was tools/submission.py
