@@ -16,7 +16,9 @@ Exit status: 0 done (a performance run may still be INVALID: read the
 summary); 1 accuracy below the 99% target, a failed compliance test, or no
 VALID rate in a peak search; 2 bad input (the message says what and where),
 or a disk that filled during the run; 3 inference failed during the run
-(a backend error, or every Ray actor died);
+(an error of any Python type raised by the backend, locally or on a Ray
+actor, or every Ray actor died), or an error of this program's own (its
+traceback is logged);
 130 / 143 stopped by SIGINT / SIGTERM (run.json then says "interrupted").
 """
 
@@ -29,39 +31,39 @@ import sys
 import time
 from pathlib import Path
 
-from model.backends import BACKENDS, PRECISIONS, Backend
-from model.weights import WeightsError
-from qsl.errors import DatasetError
-from qsl.locations import DATASET_LOOKUP_HELP
-from qsl.vocabulary import VocabularyError
-from readback.accuracy import AccuracyCheckError
-from readback.run_record import RunRecord
-from readback.test01 import VerificationError
-from sut.compliance import COMPLIANCE_TESTS, ComplianceError
-from sut.interrupts import RunInterrupted, interrupts_raise
-from sut.peak_search import DEFAULT_TOLERANCE, PeakSearch
-from sut.ray_cluster import ClusterError, RayUnavailableError
-from sut.ray_pool import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
-from sut.runner import (
+from common.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_DONE,
     EXIT_INFERENCE_FAILED,
+    EXIT_VERDICT_FAILED,
+    InferenceFailedError,
+    RunInterrupted,
+    Seq2CNNError,
+)
+from model.backends import BACKENDS, PRECISIONS, Backend
+from qsl.locations import DATASET_LOOKUP_HELP
+from readback.peak_search import PeakSearch
+from readback.run_record import RunRecord
+from sut.compliance import COMPLIANCE_TESTS
+from sut.config import (
+    DEFAULT_ACTOR_CPUS,
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_IN_FLIGHT,
+    DEFAULT_PEAK_TOLERANCE,
+    DEFAULT_WORKERS,
     OFFLINE_BATCHING,
     OTHER_BATCHING,
     RunConfig,
-    RunError,
-    RunOutcome,
-    run_benchmark,
 )
-from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS, ConfigError
+from sut.interrupts import interrupts_raise
+from sut.loadgen_driver import loadgen_running
+from sut.runner import RunOutcome, run_benchmark
+from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS
 
 log = logging.getLogger("run")
 
-EXIT_BAD_INPUT = 2
 #: how long LoadGen's log thread is given to write its last lines before the process ends (s)
 LOADGEN_FLUSH_S = 0.1
-
-#: errors that mean the request cannot be run as given (exit 2)
-USAGE_ERRORS = (RunError, ConfigError, DatasetError, WeightsError, VocabularyError, AccuracyCheckError,
-                VerificationError, ComplianceError, RayUnavailableError, ClusterError, ValueError)
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
@@ -87,11 +89,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--max-batch-tokens", type=int,
                         help=f"Offline: token ids per batch, reviews sorted by length (default: {OFFLINE_BATCHING[1]:,} "
                              f"for the folded backend, {OTHER_BATCHING[1]:,} otherwise)")
-    parser.add_argument("--batch-wait-ms", type=float, default=0.5,
+    parser.add_argument("--batch-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
                         help="Server: how long a query may wait for others to share its batch "
                              "(default: %(default)s; capped at a tenth of the latency target)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--workers", type=int, default=1, help="worker threads for Server and Offline")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker threads for Server and Offline")
     quick = parser.add_argument_group("quick-run overrides (the run is then not valid for submission)")
     quick.add_argument("--time", type=float, dest="duration_s",
                        help="run for this many seconds (Offline without --qps: the query is sized from a 1 s "
@@ -107,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     peak.add_argument("--find-peak-performance", action="store_true", dest="find_peak",
                       help="search the highest arrival rate LoadGen judges VALID, starting from the target rate "
                            "(--qps or user.conf): one full LoadGen run per probe")
-    peak.add_argument("--peak-tolerance", type=float, default=DEFAULT_TOLERANCE,
+    peak.add_argument("--peak-tolerance", type=float, default=DEFAULT_PEAK_TOLERANCE,
                       help="stop when the VALID and INVALID rates are this fraction apart (default: %(default)s)")
     ray = parser.add_argument_group("Ray (pip install -e '.[ray]'): batches run on backend actors across processes, "
                                     "machines and GPUs")
@@ -129,12 +131,6 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.count is not None and args.count < 1:
-        parser.error("--count must be at least 1")
-    if (args.max_batch_size or 1) < 1 or (args.max_batch_tokens or 1) < 1 or args.workers < 1:
-        parser.error("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
-    if args.batch_wait_ms < 0:
-        parser.error("--batch-wait-ms must be at least 0")
     options = {key: value for key, value in vars(args).items() if key != "verbose" and value is not None}
     return RunConfig(**options)
 
@@ -216,12 +212,12 @@ def exit_code(outcome: RunOutcome) -> int:
     """0 done; 1 when the run's own verdict failed (accuracy, compliance, no VALID peak rate)."""
     record = outcome.record
     if record.accuracy is not None and record.accuracy.passed is False:
-        return 1
+        return EXIT_VERDICT_FAILED
     if outcome.verification is not None and not outcome.verification.passed:
-        return 1
+        return EXIT_VERDICT_FAILED
     if record.peak_search is not None and record.peak_search.peak_qps is None:
-        return 1
-    return 0
+        return EXIT_VERDICT_FAILED
+    return EXIT_DONE
 
 
 def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
@@ -235,21 +231,44 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         where = (f"{interrupt.run_dir} keeps what was written, and its run.json says 'interrupted'"
                  if interrupt.run_dir is not None else "it had not started: nothing was written")
         print(f"error: {interrupt}: the run stopped; {where}", file=sys.stderr)
-        if interrupt.loadgen_started:
-            _end_process(interrupt.exit_code)
-        return interrupt.exit_code
-    except USAGE_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:  # a full disk, a folder that went away: the message names the file
-        print(f"error: {error.strerror or error}: {error.filename or ''}; free some space or choose another "
-              "--output-dir, and run again", file=sys.stderr)
-        _end_process(EXIT_BAD_INPUT)
-    except Exception as error:  # noqa: BLE001 - inference failed inside LoadGen's run
-        print(f"error: inference failed, run stopped: {type(error).__name__}: {error}", file=sys.stderr)
-        _end_process(EXIT_INFERENCE_FAILED)
+        return _ended(interrupt.exit_code)
+    except Exception as error:  # noqa: BLE001 - each family of errors has its exit code
+        print(f"error: {failure_message(error)}", file=sys.stderr)
+        if not isinstance(error, (Seq2CNNError, OSError)):
+            log.error("an error of this program's own, not of the run's input: please report it", exc_info=error)
+        return _ended(failure_exit_code(error))
     print_summary(outcome)
     return exit_code(outcome)
+
+
+def failure_exit_code(error: Exception) -> int:
+    """The exit code of a run that ``error`` stopped, by its family (:mod:`common.errors`), never its Python type:
+    bad input 2 (a full disk or a folder that went away too), an inference failure 3, and 3 for an error of
+    this program's own."""
+    if isinstance(error, Seq2CNNError):
+        return error.exit_code
+    if isinstance(error, OSError):
+        return EXIT_BAD_INPUT
+    return EXIT_INFERENCE_FAILED
+
+
+def failure_message(error: Exception) -> str:
+    """What went wrong, for the error line."""
+    if isinstance(error, InferenceFailedError):
+        return f"inference failed, run stopped: {error}"
+    if isinstance(error, Seq2CNNError):
+        return str(error)
+    if isinstance(error, OSError):  # a full disk, a folder that went away: the message names the file
+        return (f"{error.strerror or error}: {error.filename or ''}; free some space or choose another "
+                "--output-dir, and run again")
+    return f"{type(error).__name__}: {error} (an error of this program's own; see the traceback above)"
+
+
+def _ended(code: int) -> int:
+    """``code``, once the process can end: while LoadGen's threads run, only by :func:`_end_process`."""
+    if loadgen_running():
+        _end_process(code)
+    return code
 
 
 def _end_process(code: int) -> None:

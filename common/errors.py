@@ -58,15 +58,12 @@ class InferenceFailedError(Seq2CNNError, RuntimeError):
 class RunInterrupted(BaseException):
     """SIGINT or SIGTERM arrived (exit ``128 + signal``).
 
-    ``loadgen_started`` is set by the runner when LoadGen was running: its
-    threads cannot be stopped, so the process must then end with ``os._exit``.
     ``run_dir`` is set when the run had its folder, whose ``run.json`` then
     says ``interrupted``.
     """
 
     def __init__(self, signum: int):
         self.signum = signum
-        self.loadgen_started = False
         self.run_dir: Path | None = None
         super().__init__(f"{signal.Signals(signum).name} received")
 

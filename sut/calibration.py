@@ -5,8 +5,8 @@ it lasts as long as the system needs for them: a quick run (``--time T``)
 sized from ``user.conf``'s rate lasts T only if the system runs at exactly that
 rate. When ``--time`` is given without ``--qps``, the runner measures the
 backend first (about :data:`CALIBRATION_SECONDS`, on length-sorted batches of
-random test reviews, as the Offline SUT batches them, on as many threads as
-the SUT has workers) and sets the expected rate to :data:`MARGIN` times what
+random test reviews, as the Offline SUT batches them, as many at once as the
+executor runs) and sets the expected rate to :data:`MARGIN` times what
 it measured. LoadGen adds 10% of its own (its ``kSlack``), so the run lasts
 about 1.2 T when the SUT keeps the measured pace: a little over T, which
 LoadGen needs for a VALID run, instead of minutes.
@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from model.backends import Backend
 from model.batching import length_sorted_batches
 from qsl.token_cache import TokenizedSplit
 from qsl.vocabulary import MAX_LENGTH
+from sut.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,17 @@ CALIBRATION_REVIEWS = 8192
 MARGIN = 1.1
 
 
-def measure_offline_rate(backend: Backend, split: TokenizedSplit, max_batch_size: int, max_batch_tokens: int,
-                         workers: int = 1, seconds: float = CALIBRATION_SECONDS) -> float:
-    """Reviews per second the backend computes in Offline-style batches of random reviews of ``split``."""
+def measure_offline_rate(executor: Executor, split: TokenizedSplit, max_batch_size: int, max_batch_tokens: int,
+                         seconds: float = CALIBRATION_SECONDS) -> float:
+    """Reviews per second ``executor`` computes in Offline-style batches of random reviews of ``split``, running
+    as many batches at once as it can (:attr:`Executor.parallel_batches`)."""
     rng = np.random.default_rng(0)
     chosen = rng.choice(len(split), size=min(len(split), CALIBRATION_REVIEWS), replace=False)
     reviews = [split.token_ids[index][:MAX_LENGTH] for index in chosen]
     batches = [[reviews[position] for position in batch]
                for batch in length_sorted_batches([len(ids) for ids in reviews], max_batch_size, max_batch_tokens)]
     order = rng.permutation(len(batches))  # lengths mixed, as a random query of the run mixes them
-    backend.labels(batches[order[0]])  # warm-up
+    executor.labels(batches[order[0]])  # warm-up
     started = time.perf_counter()
     deadline = started + seconds
 
@@ -52,13 +53,13 @@ def measure_offline_rate(backend: Backend, split: TokenizedSplit, max_batch_size
         if time.perf_counter() >= deadline:
             return 0
         batch = batches[batch_index]
-        backend.labels(batch)
+        executor.labels(batch)
         return len(batch)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="calibration") as pool:
+    with ThreadPoolExecutor(max_workers=executor.parallel_batches, thread_name_prefix="calibration") as pool:
         done = sum(pool.map(run, order))
     elapsed = time.perf_counter() - started
     rate = done / elapsed
-    log.info("calibration: %s backend ran %d reviews in %.2f s: %.0f reviews/s", getattr(backend, "name", "the"),
+    log.info("calibration: %s backend ran %d reviews in %.2f s: %.0f reviews/s", executor.describe().backend,
              done, elapsed, rate)
     return rate

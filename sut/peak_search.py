@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
+from readback.loadgen_log import read_result
 from readback.peak_search import PeakSearch, Probe
+from readback.run_files import PROBES_DIR
+from sut.compliance import stage_audit_config
+from sut.config import DEFAULT_PEAK_TOLERANCE
+from sut.load_plan import bound_server_backlog, check_run_settings
+from sut.loadgen_driver import LoadGenTest
 
 log = logging.getLogger(__name__)
 
-#: the bracket is narrow enough when (invalid - valid) <= this fraction of the valid rate
-DEFAULT_TOLERANCE = 0.02
 #: doublings of the starting rate before the search gives up looking for an INVALID rate
 MAX_DOUBLINGS = 12
 
 
-def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance: float = DEFAULT_TOLERANCE,
+def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance: float = DEFAULT_PEAK_TOLERANCE,
                 max_doublings: int = MAX_DOUBLINGS) -> PeakSearch:
     """Search the highest VALID rate from ``start_qps``, calling ``run_probe(rate)`` for each probe."""
     if not start_qps > 0 or not 0 < tolerance < 1:
@@ -70,3 +75,22 @@ def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance
     search.conclusion = (f"{valid_rate:g} queries/s was VALID and {invalid_rate:g} INVALID: the peak lies between "
                          f"them (within {100 * tolerance:g}%)")
     return search
+
+
+def run_peak_search(test: LoadGenTest, run_dir: Path, tolerance: float) -> PeakSearch:
+    """LoadGen performance runs at the rates :func:`search_peak` asks for, each into ``probes/NN-<rate>qps``."""
+    settings = test.run_settings.test_settings
+    probes_dir = run_dir / PROBES_DIR
+    probes_dir.mkdir()
+
+    def run_probe(rate: float) -> Probe:
+        folder = probes_dir / f"{len(list(probes_dir.iterdir())) + 1:02d}-{rate:.1f}qps"
+        folder.mkdir()
+        settings.server_target_qps = rate
+        bound_server_backlog(test.run_settings, check_run_settings(test.run_settings, test.qsl.performance_sample_count))
+        log.info("find-peak probe at %.1f queries/s -> %s", rate, folder)
+        wall_seconds = test.run(folder, stage_audit_config(folder, None))
+        return Probe(rate, str(folder.relative_to(run_dir)), read_result(folder), test.sut.ledger.counts(),
+                     round(wall_seconds, 2))
+
+    return search_peak(settings.server_target_qps, run_probe, tolerance)

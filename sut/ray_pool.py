@@ -35,22 +35,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from common.errors import InferenceFailedError
 from common.files import sha256_of_file, write_bytes_atomically, write_text_atomically
 from model.paths import checksum_file
 from model.weights import WeightsError
 from qsl.locations import cache_dir
 from readback.cluster import ActorInfo, ClusterInfo
+from sut.config import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
 from sut.ray_cluster import ClusterError, RayCluster
-from sut.system import InferenceError
 
 log = logging.getLogger(__name__)
 
-#: batches each actor may hold at once: one running, one waiting in its mailbox so that it never idles
-DEFAULT_IN_FLIGHT = 2
 #: how long the actors may take to start (load weights, build or read tables, compile) before the run gives up (s)
 ACTOR_START_TIMEOUT_S = 300.0
-#: CPUs each CPU actor reserves when neither --ray-actor-cpus nor --threads says
-DEFAULT_ACTOR_CPUS = 2
 
 #: called with (sample ids uint64, labels int64) of a batch that completed
 ResultCallback = Callable[[np.ndarray, np.ndarray], None]
@@ -190,7 +187,7 @@ class BackendActor:
         sample_ids, reviews = decode_batch(batch)
         labels = np.asarray(self.backend.labels(reviews))
         if labels.shape != sample_ids.shape or not np.issubdtype(labels.dtype, np.integer):
-            raise InferenceError(f"the {self.spec.backend} backend answered a batch of {len(sample_ids)} reviews with "
+            raise InferenceFailedError(f"the {self.spec.backend} backend answered a batch of {len(sample_ids)} reviews with "
                                  f"{labels.dtype} labels of shape {labels.shape}: one integer label per review expected")
         return encode_result(sample_ids, labels, time.perf_counter_ns() - started)
 
@@ -221,18 +218,14 @@ _STOP = object()
 
 
 class ActorPool:
-    """Backend actors on a Ray cluster, and the dispatch of batches to them (see the module docstring).
-
-    Also a synchronous :class:`model.backends.Backend` (:meth:`labels`), for the Offline calibration.
-    """
+    """Backend actors on a Ray cluster, and the dispatch of batches to them (see the module docstring);
+    :meth:`labels` waits for one batch (the Offline calibration)."""
 
     def __init__(self, cluster: RayCluster, spec: ActorSpec, weights_path: Path, actors: int,
                  in_flight_per_actor: int = DEFAULT_IN_FLIGHT, start_timeout_s: float = ACTOR_START_TIMEOUT_S):
         if actors < 1 or in_flight_per_actor < 1:
             raise ValueError("--ray-actors and --ray-in-flight must be at least 1")
         self.ray = cluster.ray
-        self.name = spec.backend
-        self.precision = spec.precision
         self.spec = spec
         self.in_flight_per_actor = in_flight_per_actor
         self.info: ClusterInfo = cluster.info()
@@ -366,10 +359,10 @@ class ActorPool:
                 self._resubmit(batch, error)
                 continue
             except BaseException as error:  # noqa: BLE001 - the backend failed inside the actor
-                batch.on_error(batch.sample_ids, InferenceError(f"backend actor {batch.actor}: {_cause(error)}"))
+                batch.on_error(batch.sample_ids, InferenceFailedError(f"backend actor {batch.actor}: {_cause(error)}"))
                 continue
             if not np.array_equal(sample_ids, batch.sample_ids):
-                batch.on_error(batch.sample_ids, InferenceError(
+                batch.on_error(batch.sample_ids, InferenceFailedError(
                     f"backend actor {batch.actor} answered batch {batch.serial} with the results of other samples"))
                 continue
             try:
@@ -399,7 +392,7 @@ class ActorPool:
         return (f"all {len(self._handles)} Ray backend actors died ({self.info.actors_lost} lost during the run); "
                 "nothing is left to run the batches: see the actors' logs (Ray's session folder) and run again")
 
-    # The Backend protocol (synchronous), for the calibration ----------------------
+    # One batch, waiting for it (the calibration) ------------------------------
 
     def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         """Labels of a batch, computed on an actor (waits for them)."""

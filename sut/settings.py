@@ -347,3 +347,21 @@ def _quick_run_overrides(
             raise ConfigError("--target-latency (target_latency_ms) does not apply to Offline, which has no latency bound; use --qps (target_qps) instead")
         overrides.append(Override("target_latency_ms", target_latency_ms, {attribute: round(target_latency_ms * 1e6)}))
     return overrides
+
+
+#: settings given to LoadGen (``TestSettings`` attribute) and the name LoadGen logs what it used under
+USED_SETTING_NAMES = {
+    "offline_expected_qps": "target_qps", "server_target_qps": "target_qps",
+    "min_duration_ms": "min_duration_ms", "server_max_async_queries": "max_async_queries",
+}
+
+
+def warn_of_settings_used_otherwise(given: dict[str, int | float], used: dict[str, object]) -> None:
+    """Warn when LoadGen logged (``used``, by its log names) that it used another value than the one it was
+    ``given`` (by ``TestSettings`` attribute)."""
+    for attribute, name in USED_SETTING_NAMES.items():
+        value, logged = given.get(attribute), used.get(name)
+        if value is None or isinstance(logged, bool) or not isinstance(logged, (int, float)):
+            continue
+        if abs(float(logged) - float(value)) > 1e-6 * max(1.0, abs(float(value))):
+            log.warning("LoadGen used %s = %s, not the %s it was given: see its detail log", name, logged, value)

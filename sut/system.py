@@ -1,6 +1,7 @@
-"""The Seq2CNN system-under-test: one SUT for the four LoadGen scenarios.
+"""The Seq2CNN system-under-test: one SUT for the four LoadGen scenarios, over any executor.
 
-How each scenario is served:
+The SUT schedules; an executor (:mod:`sut.executor`: this process's backend, or Ray actors) runs each batch.
+How each scenario is scheduled:
 
 - SingleStream and MultiStream: the query is computed inside ``issue_queries``
   on LoadGen's thread, as one batch (1 review, or the query's 8 reviews): no
@@ -17,11 +18,11 @@ How each scenario is served:
 
 Failures: an exception inside inference (any ``BaseException``, ``SystemExit``
 and ``KeyboardInterrupt`` too, which must not unwind into LoadGen's threads),
-or a backend that does not return one label per review (:class:`InferenceError`),
+or a backend that does not return one label per review, whatever the executor,
 is recorded in :attr:`error`, the :attr:`failed` event is set, and every sample
 in hand or arriving later is completed with an empty response so that no
-LoadGen thread waits forever; the runner then stops the run with the error and
-a non-zero exit code.
+LoadGen thread waits forever; the LoadGen driver (:mod:`sut.loadgen_driver`) then
+stops the run with an inference failure (exit 3).
 
 Bookkeeping: :attr:`ledger` (:class:`sut.ledger.SampleLedger`) counts every
 sample LoadGen issued and every one completed, so a run can prove that each
@@ -40,35 +41,44 @@ from typing import Sequence
 import mlperf_loadgen as lg
 import numpy as np
 
-from model.backends import Backend
 from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
+from sut.executor import Executor, check_labels
 from sut.ledger import SampleLedger
 from sut.responses import complete_samples, complete_without_result
+from sut.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
+#: The Server batch wait never exceeds this fraction of the latency target.
+MAX_WAIT_FRACTION_OF_TARGET = 0.1
 INLINE_SCENARIOS = {"SingleStream", "MultiStream"}
 QUEUED_SCENARIOS = {"Server", "Offline"}
 _STOP = object()
 
 
-class InferenceError(RuntimeError):
-    """Inference went wrong inside the SUT: a backend's bad answer, or a non-``Exception`` it raised."""
+def server_batch_wait_s(requested_ms: float, run_settings: RunSettings) -> float:
+    """The Server batch wait in seconds: as requested, capped at a tenth of the latency target."""
+    target_s = run_settings.test_settings.server_target_latency_ns / 1e9
+    wait_s = min(requested_ms / 1e3, MAX_WAIT_FRACTION_OF_TARGET * target_s)
+    if wait_s < requested_ms / 1e3:
+        log.warning("--batch-wait-ms %.3g capped at %.3g ms, a tenth of the %.3g ms latency target",
+                    requested_ms, wait_s * 1e3, target_s * 1e3)
+    return wait_s
 
 
 class Seq2CNNSystem:
-    """LoadGen SUT over ``backend`` and ``qsl`` for ``scenario``; ``handle`` is LoadGen's SUT."""
+    """LoadGen SUT over ``executor`` and ``qsl`` for ``scenario``; ``handle`` is LoadGen's SUT. The batching
+    limits (reviews, token ids, the Server wait in s) and the worker threads come from :class:`sut.config.RunConfig`."""
 
-    def __init__(
-        self, backend: Backend, qsl: ImdbQSL, scenario: str, *,
-        max_batch_size: int = 32, max_batch_tokens: int = 1 << 30, batch_wait_s: float = 0.0, workers: int = 1,
-    ):
+    def __init__(self, executor: Executor, qsl: ImdbQSL, scenario: str, *,
+                 max_batch_size: int, max_batch_tokens: int, batch_wait_s: float, workers: int):
         if scenario not in INLINE_SCENARIOS | QUEUED_SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}")
         if max_batch_size < 1 or max_batch_tokens < 1 or workers < 1 or batch_wait_s < 0:
             raise ValueError("batch size, token budget and workers must be at least 1, the batch wait at least 0")
-        self.backend = backend
+        self.executor = executor
+        self.backend_name = executor.describe().backend
         self.qsl = qsl
         self.scenario = scenario
         self.max_batch_size = max_batch_size
@@ -117,36 +127,36 @@ class Seq2CNNSystem:
             complete_without_result(sample_ids)
             self.ledger.record_completed(sample_ids)
             return
-        self._dispatch(samples, sample_ids)
-
-    def _dispatch(self, samples: list[tuple[int, int]], sample_ids: list[int]) -> None:
-        """Compute a batch here and complete it to LoadGen (:class:`sut.ray_system.RaySystem` sends it to an
-        actor instead)."""
         try:
-            labels = self._labels(samples)
+            self.executor.run(sample_ids, [self.qsl.token_ids(index) for _, index in samples], self._complete,
+                              self._fail)
         except BaseException as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it
-            self._record_failure(error)
-            complete_without_result(sample_ids)
+            self._fail(sample_ids, error)
+
+    def _complete(self, sample_ids: Sequence[int], labels: np.ndarray) -> None:
+        """A batch's labels (on the thread that ran it, or the executor's completion thread): to LoadGen."""
+        ids = list(sample_ids) if not isinstance(sample_ids, np.ndarray) else sample_ids.tolist()
+        try:
+            labels = check_labels(labels, len(ids), self.backend_name)
+        except BaseException as error:  # noqa: BLE001
+            self._fail(ids, error)
+            return
+        if self.failed.is_set():
+            complete_without_result(ids)
         else:
-            complete_samples(sample_ids, labels)
-        self.ledger.record_completed(sample_ids)
+            complete_samples(ids, labels)
+        self.ledger.record_completed(ids)
 
-    def _labels(self, samples: list[tuple[int, int]]) -> np.ndarray:
-        """The backend's labels for ``samples``: one int64 per review, or :class:`InferenceError`."""
-        labels = np.asarray(self.backend.labels([self.qsl.token_ids(index) for _, index in samples]))
-        if labels.shape != (len(samples),) or not np.issubdtype(labels.dtype, np.integer):
-            raise InferenceError(
-                f"the {self.backend.name} backend answered a batch of {len(samples)} reviews with {labels.dtype} "
-                f"labels of shape {labels.shape}; a backend returns one integer label per review (shape "
-                f"({len(samples)},)): fix the backend"
-            )
-        return labels
-
-    def _record_failure(self, error: BaseException) -> None:
+    def _fail(self, sample_ids: Sequence[int], error: BaseException) -> None:
+        """A batch cannot complete: stop the run, and answer its samples so that LoadGen does not wait."""
+        ids = list(sample_ids) if not isinstance(sample_ids, np.ndarray) else sample_ids.tolist()
         if self.error is None:
             self.error = error
-            log.error("inference failed in the %s backend: %s: %s", self.backend.name, type(error).__name__, error, exc_info=error)
+            log.error("inference failed in the %s backend: %s: %s", self.backend_name, type(error).__name__, error,
+                      exc_info=error)
         self.failed.set()
+        complete_without_result(ids)
+        self.ledger.record_completed(ids)
 
     def _work(self) -> None:
         while True:

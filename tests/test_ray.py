@@ -176,7 +176,7 @@ def two_node_cluster() -> ClusterInfo:
 
 
 def test_the_system_description_counts_the_nodes_the_actors_used_and_names_ray():
-    from tools.system_description import SystemConfig, system_description
+    from tools.submission.system_description import SystemConfig, system_description
 
     config = SystemConfig(Path("box.yaml"), "Team", "Box", "closed", "available", "datacenter")
     description = system_description(config, two_node_cluster())
@@ -186,7 +186,7 @@ def test_the_system_description_counts_the_nodes_the_actors_used_and_names_ray()
 
 
 def test_measurements_say_how_a_run_on_ray_was_spread():
-    from tools.submission import ray_description
+    from tools.submission.documents import ray_description
 
     spread = ray_description(two_node_cluster())
     assert spread["nodes_with_actors"] == 2 and [actor["gpus"] for actor in spread["actors"]] == [["0"], ["1"]]
@@ -252,7 +252,7 @@ def test_an_actor_killed_mid_offline_run_has_its_batches_resubmitted(tmp_path, l
     assert_each_sample_completed_once(record, 25_000)
     assert np.array_equal(logged_labels(run_dir, 25_000), local_labels)
     assert f"pid {victim}" in live.output and "resubmitted to actor 1" in live.output
-    from tools.report import write_report
+    from tools.report.page import write_report
 
     page = write_report(run_dir, tmp_path / "report").read_text()
     assert "1 actor(s) lost" in page and f"<td>{victim}</td>" in page

@@ -15,12 +15,14 @@ import pytest
 import torch
 
 import run
-import sut.runner
+import sut.loadgen_driver
+import sut.run_folder
 from model.train import predict_logits
 from model.weights import load_model
 from readback.loadgen_log import TRACE_FILE, detail_values
 from readback.run_record import read_run_record
-from sut.runner import RunConfig, new_run_dir
+from sut.config import RunConfig
+from sut.run_folder import new_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -167,8 +169,8 @@ def test_quick_offline_run_is_sized_by_measuring_the_backend(dataset_path, tmp_p
 
 
 def test_progress_is_logged_while_loadgen_runs(dataset_path, tmp_path, monkeypatch, caplog, folded_backend):
-    monkeypatch.setattr(sut.runner, "PROGRESS_SECONDS", 0.3)
-    with caplog.at_level(logging.INFO, logger="sut.runner"):
+    monkeypatch.setattr(sut.loadgen_driver, "PROGRESS_SECONDS", 0.3)
+    with caplog.at_level(logging.INFO, logger="sut.loadgen_driver"):
         assert run.main(["--scenario", "SingleStream", "--time", "1.5", "--count", "100", "--dataset-path",
                          str(dataset_path), "--output-dir", str(tmp_path / "progress")], backend=folded_backend) == 0
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LoadGen running:")]
@@ -181,7 +183,7 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monk
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
-    monkeypatch.setattr(sut.runner, "datetime", FrozenClock)
+    monkeypatch.setattr(sut.run_folder, "datetime", FrozenClock)
     monkeypatch.chdir(tmp_path)
     folders = [new_run_dir(RunConfig(scenario="Offline")).as_posix() for _ in range(3)]
     assert folders == ["results/20260102-030405-Offline-performance", "results/20260102-030405-Offline-performance-2",

@@ -11,9 +11,9 @@ from qsl.token_cache import TokenizedSplit
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import read_run_record
 from readback.timings import read_sut_timings
-from sut.runner import server_batch_wait_s
 from sut.settings import load_run_settings
-from sut.system import Seq2CNNSystem
+from sut.local_executor import LocalExecutor
+from sut.system import Seq2CNNSystem, server_batch_wait_s
 
 
 class LengthEcho:
@@ -23,6 +23,16 @@ class LengthEcho:
 
     def labels(self, token_ids):
         return np.array([int(len(ids) > 5) for ids in token_ids], dtype=np.int64)
+
+
+def echo():
+    """A local executor over :class:`LengthEcho`."""
+    return LocalExecutor("length-echo", "unused.safetensors", given=LengthEcho())
+
+
+def system(qsl, scenario, max_batch_size=8, max_batch_tokens=1 << 20, batch_wait_s=0.0, workers=1):
+    return Seq2CNNSystem(echo(), qsl, scenario, max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens,
+                         batch_wait_s=batch_wait_s, workers=workers)
 
 
 @pytest.fixture
@@ -37,7 +47,7 @@ def qsl():
 
 
 def test_offline_batches_are_sorted_by_length_and_cut_by_budget(qsl):
-    sut = Seq2CNNSystem(LengthEcho(), qsl, "Offline", max_batch_size=3, max_batch_tokens=20)
+    sut = system(qsl, "Offline", max_batch_size=3, max_batch_tokens=20)
     samples = [(100 + index, index) for index in range(8)]
     batches = sut._length_sorted_batches(samples)
     lengths = [[len(qsl.token_ids(index)) for _, index in batch] for batch in batches]
@@ -47,7 +57,7 @@ def test_offline_batches_are_sorted_by_length_and_cut_by_budget(qsl):
 
 
 def test_a_review_longer_than_the_budget_gets_a_batch_of_its_own(qsl):
-    sut = Seq2CNNSystem(LengthEcho(), qsl, "Offline", max_batch_size=8, max_batch_tokens=5)
+    sut = system(qsl, "Offline", max_batch_size=8, max_batch_tokens=5)
     batches = sut._length_sorted_batches([(index, index) for index in range(8)])
     assert [len(qsl.token_ids(index)) for _, index in batches[0]] == [12]
     sut.shutdown()
@@ -61,9 +71,9 @@ def test_unloaded_sample_is_an_error(qsl):
 
 def test_bad_batching_parameters_are_refused(qsl):
     with pytest.raises(ValueError):
-        Seq2CNNSystem(LengthEcho(), qsl, "Server", max_batch_size=0)
+        system(qsl, "Server", max_batch_size=0)
     with pytest.raises(ValueError, match="unknown scenario"):
-        Seq2CNNSystem(LengthEcho(), qsl, "Batch")
+        system(qsl, "Batch")
 
 
 def server_run(dataset_path, out, backend, *options: str):
@@ -100,7 +110,7 @@ def test_server_query_waits_for_company_at_most_the_batch_wait(dataset_path, tmp
 
 def test_batch_wait_is_capped_at_a_tenth_of_the_latency_bound(caplog):
     settings = load_run_settings("Server", "performance")  # mlperf.conf: a 15 ms bound
-    with caplog.at_level(logging.WARNING, logger="sut.runner"):
+    with caplog.at_level(logging.WARNING, logger="sut.system"):
         assert server_batch_wait_s(5.0, settings) == pytest.approx(0.0015)
     assert "capped at 1.5 ms" in caplog.text
     assert server_batch_wait_s(0.5, settings) == pytest.approx(0.0005)

@@ -1,0 +1,102 @@
+"""One LoadGen test over the SUT and the QSL, driven from the main thread.
+
+LoadGen runs on a thread of its own while the main thread logs a line of
+progress every :data:`PROGRESS_SECONDS` and watches the SUT: when inference
+fails, the driver raises :class:`common.errors.InferenceFailedError` at once
+(whatever the Python type of the backend's error) instead of waiting for a
+LoadGen that cannot be stopped. LoadGen's threads cannot be stopped from
+Python either: after a failed or interrupted test, :func:`loadgen_running`
+says so, and ``run.py`` then ends the process with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from pathlib import Path
+
+import mlperf_loadgen as lg
+
+from common.errors import RunInterrupted
+from qsl.library import ImdbQSL
+from readback.loadgen_log import TRACE_FILE
+from readback.run_files import SUT_TIMINGS_FILE
+from sut.executor import inference_failure
+from sut.load_plan import plan_load
+from sut.settings import RunSettings
+from sut.system import Seq2CNNSystem
+
+log = logging.getLogger(__name__)
+
+#: seconds between two progress lines while LoadGen runs
+PROGRESS_SECONDS = 10.0
+#: how often the main thread looks whether LoadGen finished or inference failed (s)
+POLL_SECONDS = 0.2
+
+_loadgen_thread: threading.Thread | None = None
+
+
+def loadgen_running() -> bool:
+    """Whether a LoadGen test of this process is still running (its threads would abort a normal exit)."""
+    return _loadgen_thread is not None and _loadgen_thread.is_alive()
+
+
+class LoadGenTest:
+    """LoadGen tests over one SUT and QSL: each :meth:`run` is one test into its own folder."""
+
+    def __init__(self, sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, trace: bool):
+        self.sut, self.qsl, self.run_settings, self.trace = sut, qsl, run_settings, trace
+
+    def run(self, log_dir: Path, audit_config: Path) -> float:
+        """Run one LoadGen test writing into ``log_dir``, LoadGen reading ``audit_config``; returns its wall
+        time (s). :class:`InferenceFailedError` when inference failed."""
+        global _loadgen_thread
+        log_settings = lg.LogSettings()
+        log_settings.log_output.outdir = str(log_dir)
+        log_settings.log_output.copy_summary_to_stdout = False
+        log_settings.enable_trace = self.trace
+        errors: list[BaseException] = []
+
+        def test() -> None:
+            try:
+                lg.StartTestWithLogSettings(self.sut.handle, self.qsl.handle, self.run_settings.test_settings,
+                                            log_settings, str(audit_config))
+            except BaseException as error:  # noqa: BLE001 - reported on the main thread
+                errors.append(error)
+
+        loaded = len(self.qsl.split) if self.run_settings.mode == "accuracy" else self.qsl.performance_sample_count
+        self.sut.reset_ledger(plan_load(self.run_settings, loaded).samples)
+        # Everything loaded so far (reviews, tables, modules) lives to the end: move it out of the garbage
+        # collector's sight, so that a full collection during the run does not walk it (a latency spike).
+        gc.collect()
+        gc.freeze()
+        started = time.perf_counter()
+        _loadgen_thread = thread = threading.Thread(target=test, name="loadgen", daemon=True)
+        thread.start()
+        next_progress = started + PROGRESS_SECONDS
+        try:
+            while thread.is_alive() or self.sut.failed.is_set():
+                if self.sut.failed.wait(timeout=POLL_SECONDS):
+                    raise inference_failure(self.sut.error) from self.sut.error
+                if time.perf_counter() >= next_progress:
+                    self._log_progress(time.perf_counter() - started)
+                    next_progress += PROGRESS_SECONDS
+        except RunInterrupted as interrupt:
+            log.warning("%s after %.1f s: stopping the run", interrupt, time.perf_counter() - started)
+            raise
+        trace = Path(log_dir) / TRACE_FILE
+        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
+            trace.unlink()  # LoadGen opens it on every run; without --trace it stays empty
+        if errors:
+            raise errors[0]
+        wall_seconds = time.perf_counter() - started
+        self.sut.ledger.save_timings(Path(log_dir) / SUT_TIMINGS_FILE)
+        return wall_seconds
+
+    def _log_progress(self, elapsed_s: float) -> None:
+        completed = self.sut.ledger.completed_total
+        planned = self.run_settings.test_settings.min_duration_ms / 1e3
+        log.info("LoadGen running: %.0f s of at least %.0f s, %s samples completed (%s/s)",
+                 elapsed_s, planned, f"{completed:,}", f"{completed / elapsed_s:,.0f}")

@@ -1,0 +1,169 @@
+"""An exception raised by inference is an inference failure, whatever its Python type: exit 3, ``run.json``
+``failed``, in every scenario, in this process and on Ray actors.
+
+Each case is a real LoadGen run whose backend raises on its third batch. The runs of one scenario share a
+child process (the dataset loads once there); ``run._end_process`` is replaced there so that the child
+records each exit code and waits for LoadGen to end before the next run. On Ray, the actors run the real
+folded backend with a failure planted in the actor class (defined in the child's ``__main__``, so Ray ships
+it to the actors by value), on one cluster on loopback that the five runs join.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.errors import EXIT_INFERENCE_FAILED
+from readback.run_record import read_run_record
+
+REPO = Path(__file__).resolve().parent.parent
+#: the Python types a backend raises; DatasetError is one of the project's own bad-input types
+FAILURES = ("ValueError", "TypeError", "MemoryError", "AssertionError", "DatasetError")
+SCENARIOS = ("SingleStream", "MultiStream", "Offline", "Server")
+
+#: the child: runs ``run.main`` once per failure type and prints {failure: exit code} as JSON
+CHILD = r"""
+import json, sys, time
+import numpy as np
+import run
+from qsl.errors import DatasetError
+from sut.loadgen_driver import loadgen_running
+
+ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "MemoryError": MemoryError,
+          "AssertionError": AssertionError, "DatasetError": DatasetError}
+
+
+def raise_planted(failure):
+    raise ERRORS[failure](f"planted {failure} in the third batch")
+
+
+class FailingBackend:
+    name = "failing"
+
+    def __init__(self, failure):
+        self.failure, self.calls = failure, 0
+
+    def labels(self, token_ids):
+        self.calls += 1
+        if self.calls == 3:
+            raise_planted(self.failure)
+        return np.zeros(len(token_ids), dtype=np.int64)
+
+
+def plant_in_ray_actors(failure):
+    import sut.ray_pool as ray_pool
+
+    class FailingActor(ray_pool.BackendActor):
+        planted = failure
+        calls = 0
+
+        def labels(self, batch):
+            FailingActor.calls += 1
+            if FailingActor.calls == 3:
+                raise_planted(self.planted)
+            return super().labels(batch)
+
+    ray_pool.BackendActor = FailingActor
+
+
+run._end_process = lambda code: None  # the exit code is what main returns; the child goes on
+codes = {}
+for case in json.loads(sys.argv[1]):
+    if case["ray"]:
+        plant_in_ray_actors(case["failure"])
+        backend = None
+    else:
+        backend = FailingBackend(case["failure"])
+    codes[case["out"]] = run.main(case["args"], backend=backend)
+    while loadgen_running():  # LoadGen ends its test on its own once every sample is answered
+        time.sleep(0.05)
+print("CODES " + json.dumps(codes), flush=True)
+"""
+
+#: a one-node Ray cluster on loopback for the runs to join; prints its address, lives until stdin closes
+CLUSTER = """
+import os, sys
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+from ray.cluster_utils import Cluster
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+print(cluster.address, flush=True)
+sys.stdin.read()
+cluster.shutdown()
+"""
+
+
+def scenario_args(scenario: str, dataset_path: Path) -> list[str]:
+    """A short run of 100 reviews in which the third batch comes early in every scenario."""
+    args = ["--scenario", scenario, "--dataset-path", str(dataset_path), "--count", "100", "--time", "1"]
+    if scenario in ("Offline", "Server"):
+        args += ["--qps", "200", "--max-batchsize", "8"]
+    return args
+
+
+def run_cases(cases: list[dict], env: dict[str, str] | None = None) -> dict[str, int]:
+    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases)], cwd=REPO, capture_output=True,
+                           text=True, timeout=600, env=os.environ | {"PYTHONPATH": str(REPO)} | (env or {}))
+    found = re.search(r"^CODES (.*)$", child.stdout, re.MULTILINE)
+    assert found, f"child ended with {child.returncode}:\n{child.stderr[-4000:]}"
+    return {"codes": json.loads(found.group(1)), "stderr": child.stderr}
+
+
+def assert_failed(run_dir: Path, code: int, failure: str, stderr: str) -> None:
+    assert code == EXIT_INFERENCE_FAILED, f"{run_dir.name}: exit {code}\n{stderr[-3000:]}"
+    record = read_run_record(run_dir)
+    assert record.status == "failed" and failure in record.error, record.error
+    assert f"planted {failure} in the third batch" in record.error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_any_error_in_a_local_backend_is_exit_3_and_a_failed_run(scenario, dataset_path, tmp_path):
+    cases = [{"ray": False, "failure": failure, "out": str(tmp_path / failure),
+              "args": [*scenario_args(scenario, dataset_path), "--output-dir", str(tmp_path / failure)]}
+             for failure in FAILURES]
+    result = run_cases(cases)
+    for failure in FAILURES:
+        assert_failed(tmp_path / failure, result["codes"][str(tmp_path / failure)], failure, result["stderr"])
+    assert "inference failed, run stopped: ValueError: planted ValueError" in result["stderr"]
+    assert "error of this program's own" not in result["stderr"]
+
+
+@pytest.fixture(scope="module")
+def loopback_cluster(ray_installed):
+    """The address of a one-node Ray cluster on 127.0.0.1 (and the token its clients need)."""
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(), "RAY_USAGE_STATS_ENABLED": "0"}
+    helper = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=os.environ | auth)
+    try:
+        address = helper.stdout.readline().strip()
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address or helper.stderr.read()[-3000:]
+        yield address, auth
+    finally:
+        helper.stdin.close()
+        helper.wait(timeout=120)
+
+
+#: on Ray, each failure type in one scenario, each scenario at least once (a run on Ray costs ~10 s here)
+RAY_CASES = [("SingleStream", "ValueError"), ("MultiStream", "TypeError"), ("Offline", "MemoryError"),
+             ("Server", "AssertionError"), ("SingleStream", "DatasetError")]
+
+
+@pytest.mark.slow
+def test_any_error_in_a_ray_actor_backend_is_exit_3_and_a_failed_run(loopback_cluster, dataset_path, tmp_path):
+    address, auth = loopback_cluster
+    cases = [{"ray": True, "failure": failure, "out": str(tmp_path / f"{scenario}-{failure}"),
+              "args": [*scenario_args(scenario, dataset_path), "--ray", "--ray-address", address,
+                       "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir", str(tmp_path / f"{scenario}-{failure}")]}
+             for scenario, failure in RAY_CASES]
+    result = run_cases(cases, env=auth)
+    for scenario, failure in RAY_CASES:
+        out = tmp_path / f"{scenario}-{failure}"
+        assert_failed(out, result["codes"][str(out)], failure, result["stderr"])
+        assert read_run_record(out).cluster is not None
+    assert "error of this program's own" not in result["stderr"]
