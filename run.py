@@ -233,9 +233,9 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         print(f"error: {interrupt}: the run stopped; {where}", file=sys.stderr)
         return _ended(interrupt.exit_code)
     except Exception as error:  # noqa: BLE001 - each family of errors has its exit code
-        print(f"error: {failure_message(error)}", file=sys.stderr)
         if not isinstance(error, (Seq2CNNError, OSError)):
             log.error("an error of this program's own, not of the run's input: please report it", exc_info=error)
+        print(f"error: {failure_message(error)}", file=sys.stderr)
         return _ended(failure_exit_code(error))
     print_summary(outcome)
     return exit_code(outcome)

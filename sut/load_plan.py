@@ -57,6 +57,8 @@ MAX_SCHEDULE_S = 24 * 3600.0
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
 #: LoadGen generates SingleStream and MultiStream queries for this many times min_duration, Offline samples for 1.1
 SEQUENTIAL_SLACK, OFFLINE_SLACK = 2.0, 1.1
+#: the most queries or samples a plan may count before its memory estimate is even made (LoadGen counts in 64 bits)
+MAX_PLANNED = float(2**62)
 #: the fewest outstanding queries before a Server run is ended early (LoadGen needs at least 2)
 MIN_SERVER_BACKLOG = 64
 
@@ -80,9 +82,11 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
         samples = settings.accuracy_sample_count_override or loaded_samples
         queries = 1 if scenario == "Offline" else max(1, samples // spq)
     elif scenario == "Offline":
-        queries, samples = 1, max(settings.min_query_count, math.ceil(OFFLINE_SLACK * duration_s * settings.offline_expected_qps))
+        queries, samples = 1, max(settings.min_query_count, _planned(
+            OFFLINE_SLACK * duration_s * settings.offline_expected_qps, "offline_expected_qps", run_settings))
     elif scenario == "Server":
-        queries = max(settings.min_query_count, math.ceil(duration_s * settings.server_target_qps))
+        queries = max(settings.min_query_count, _planned(duration_s * settings.server_target_qps, "server_target_qps",
+                                                         run_settings))
         samples = queries
         schedule_s = queries / settings.server_target_qps
         if settings.max_duration_ms:
@@ -90,10 +94,21 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
     else:
         expected_ns = (settings.single_stream_expected_latency_ns if scenario == "SingleStream"
                        else settings.multi_stream_expected_latency_ns)
-        queries = max(settings.min_query_count, math.ceil(SEQUENTIAL_SLACK * duration_s * 1e9 / expected_ns))
+        queries = max(settings.min_query_count, math.ceil(SEQUENTIAL_SLACK * duration_s * 1e9 / max(expected_ns, 1)))
         samples = queries * spq
     memory = queries * BYTES_PER_QUERY[scenario] + samples * (BYTES_PER_SAMPLE[scenario] + LEDGER_BYTES_PER_SAMPLE)
     return LoadPlan(queries, samples, memory, memory_bound_bytes(), schedule_s)
+
+
+def _planned(count: float, setting: str, run_settings: RunSettings) -> int:
+    """``count`` (queries or samples LoadGen would generate) as a whole number, or :class:`ConfigError` naming
+    the ``setting`` behind it when it is too large to count (a rate of 1e308 makes it infinite)."""
+    if not math.isfinite(count) or count > MAX_PLANNED:
+        value = getattr(run_settings.test_settings, setting)
+        raise ConfigError(f"{run_settings.scenario} {setting} is {value:g} ({_source(run_settings, setting)}): LoadGen "
+                          f"would generate {count:g} samples for it, more than any run can hold. Lower the rate "
+                          "and run again")
+    return math.ceil(count)
 
 
 #: how each override is given on run.py's command line

@@ -93,6 +93,9 @@ def test_the_server_backlog_bound_is_the_share_of_queries_that_may_be_late():
     ("Server", "seq2cnn.Server.target_qps = 0", "positive finite number"),
     ("Offline", "seq2cnn.Offline.target_qps = 1000000000", "GiB bound"),
     ("SingleStream", "seq2cnn.*.min_duration = 999999999999", f"at most {MAX_DURATION_MS:,} ms"),
+    # finite, yet the query count it gives is not: refused naming the setting and its file, not an OverflowError
+    ("Offline", "seq2cnn.Offline.target_qps = 1e308", "Offline offline_expected_qps is 1e+308 (from "),
+    ("Server", "seq2cnn.Server.target_qps = 1e308", "Server server_target_qps is 1e+308 (from "),
 ])
 def test_a_run_with_such_settings_stops_before_loading_anything(scenario, line, message, tmp_path, capsys):
     user_conf = tmp_path / "user.conf"
@@ -101,6 +104,8 @@ def test_a_run_with_such_settings_stops_before_loading_anything(scenario, line, 
                      "--dataset-path", str(tmp_path / "not-needed")])
     error = capsys.readouterr().err
     assert code == 2 and message in error and "Traceback" not in error
+    if "1e+308" in message:  # the file that set it is named
+        assert str(user_conf) in error
     assert not (tmp_path / "out").exists()
 
 
