@@ -4,8 +4,8 @@
 Each case is a real LoadGen run whose backend raises on its third batch. The runs of one scenario share a
 child process (the dataset loads once there); ``run._end_process`` is replaced there so that the child
 records each exit code and waits for LoadGen to end before the next run. On Ray, the actors run the real
-folded backend with a failure planted in the actor class (defined in the child's ``__main__``, so Ray ships
-it to the actors by value), on one cluster on loopback that the five runs join.
+trimmed backend (quick to start) with a failure planted in the actor class (defined in the child's
+``__main__``, so Ray ships it to the actors by value), on one cluster on loopback that the five runs join.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ RAY_CASES = [("SingleStream", "ValueError"), ("MultiStream", "TypeError"), ("Off
 def test_any_error_in_a_ray_actor_backend_is_exit_3_and_a_failed_run(loopback_cluster, dataset_path, tmp_path):
     address, auth = loopback_cluster
     cases = [{"ray": True, "failure": failure, "out": str(tmp_path / f"{scenario}-{failure}"),
-              "args": [*scenario_args(scenario, dataset_path), "--ray", "--ray-address", address,
+              "args": [*scenario_args(scenario, dataset_path), "--ray", "--ray-address", address, "--backend", "trimmed",
                        "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir", str(tmp_path / f"{scenario}-{failure}")]}
              for scenario, failure in RAY_CASES]
     result = run_cases(cases, env=auth)
