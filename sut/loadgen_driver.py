@@ -79,7 +79,8 @@ class LoadGenTest:
         try:
             while thread.is_alive() or self.sut.failed.is_set():
                 if self.sut.failed.wait(timeout=POLL_SECONDS):
-                    raise inference_failure(self.sut.error) from self.sut.error
+                    failure = inference_failure(self.sut.error)
+                    raise failure from (failure.cause or None)
                 if time.perf_counter() >= next_progress:
                     self._log_progress(time.perf_counter() - started)
                     next_progress += PROGRESS_SECONDS

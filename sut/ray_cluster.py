@@ -63,6 +63,9 @@ def import_ray(address: str | None) -> ModuleType:
     if (address is None or is_loopback(address)) and LOOPBACK_SWITCH not in os.environ:
         os.environ[LOOPBACK_SWITCH] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report: there is no internet to send it to
+    # A call on an actor after the run disconnected (a batch still on its way after a failure) must fail, not
+    # start a new local Ray instance of its own (read when Ray is imported)
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
     except ImportError as error:

@@ -91,12 +91,14 @@ class RayExecutor(Executor):
         return self.info
 
     def close(self, drain: bool = True) -> None:
-        """Stop the actors (after the batches in flight when ``drain``) and disconnect from the cluster (a local
-        instance ends with it)."""
+        """Stop the actors (after the batches in flight when ``drain``; else failing them, so that each sample is
+        still answered) and disconnect from the cluster (a local instance ends with it)."""
         pool, self.pool = self.pool, None
         try:
-            if drain and pool is not None:
+            if pool is not None and drain:
                 pool.shutdown()
+            elif pool is not None:
+                pool.abandon()
             if pool is not None:
                 self.info = pool.cluster_info()
         finally:

@@ -13,7 +13,8 @@ Faults: an actor that dies (its process killed, its node lost) is dropped, and i
 resubmitted to a live actor, so each batch completes once. With no actor left, every batch in flight and
 every later one fails with :class:`NoActorsLeftError` through its ``on_error`` callback: the run stops, it
 does not hang. A backend error inside an actor fails its batch the same way (the same batch would fail
-again elsewhere).
+again elsewhere). A run that stops without waiting for its batches (:meth:`ActorPool.abandon`) fails every
+batch still in flight, and every later one, so that no sample is left unanswered.
 
 A batch travels as one ``bytes`` message (:func:`encode_batch`: its sample ids, the reviews' lengths and
 their token ids end to end), and its answer as another (:func:`encode_result`: the sample ids again, the
@@ -215,6 +216,8 @@ class _Batch:
 
 
 _STOP = object()
+#: the error of a batch still in flight, or sent later, when the run stopped without waiting for it
+ABANDONED_MESSAGE = "the run stopped before this batch was answered"
 
 
 class ActorPool:
@@ -236,6 +239,9 @@ class ActorPool:
         self._in_flight = [0] * len(self._handles)
         self._served = [False] * len(self._handles)
         self._serials = itertools.count()
+        #: batches sent and not yet settled (answered, failed or abandoned), by serial
+        self._pending: dict[int, _Batch] = {}
+        self._abandoned = False
         self._lock = threading.Condition()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         #: the backend's own time for the last batch that completed, measured inside its actor (ns)
@@ -313,9 +319,12 @@ class ActorPool:
         ids = np.asarray(sample_ids, dtype=np.uint64)
         batch = _Batch(next(self._serials), ids, encode_batch(ids, token_ids), on_result, on_error)
         with self._lock:
-            while self._free_actor() is None and any(self._alive):
+            while self._free_actor() is None and any(self._alive) and not self._abandoned:
                 self._lock.wait()
-            self._send(batch, self._free_actor())
+            if not self._abandoned:
+                self._send(batch, self._free_actor())
+                return
+        on_error(ids, InferenceFailedError(ABANDONED_MESSAGE))
 
     def _free_actor(self) -> int | None:
         """The live actor with the fewest batches in flight, if it has room (lock held)."""
@@ -334,6 +343,7 @@ class ActorPool:
             return
         batch.actor = actor
         self._in_flight[actor] += 1
+        self._pending[batch.serial] = batch
         reference = self._handles[actor].labels.remote(batch.message)
         if not self._served[actor]:
             self._served[actor] = True
@@ -351,6 +361,8 @@ class ActorPool:
                 batch.on_error(batch.sample_ids, NoActorsLeftError(self._no_actors_message()))
                 continue
             with self._lock:
+                if self._pending.pop(batch.serial, None) is None:
+                    continue  # abandoned: its callback has been called already
                 self._in_flight[batch.actor] -= 1
                 self._lock.notify_all()
             try:
@@ -374,6 +386,7 @@ class ActorPool:
         """``batch``'s actor died: drop the actor and send the batch to a live one (even a full one: this thread
         must never wait on itself)."""
         with self._lock:
+            abandoned = self._abandoned
             if self._alive[batch.actor]:
                 self._alive[batch.actor] = False
                 self.info.actors_lost += 1
@@ -382,11 +395,15 @@ class ActorPool:
                             actor.node_address, _cause(error), sum(self._alive))
                 _kill(self.ray, self._handles[batch.actor])
             self._lock.notify_all()
-            target = self._least_busy()
-            if target is not None:
-                self.info.batches_resubmitted += 1
-                log.info("batch %d (%d samples) resubmitted to actor %d", batch.serial, len(batch.sample_ids), target)
-            self._send(batch, target)
+            if not abandoned:
+                target = self._least_busy()
+                if target is not None:
+                    self.info.batches_resubmitted += 1
+                    log.info("batch %d (%d samples) resubmitted to actor %d", batch.serial, len(batch.sample_ids),
+                             target)
+                self._send(batch, target)
+                return
+        batch.on_error(batch.sample_ids, InferenceFailedError(ABANDONED_MESSAGE))
 
     def _no_actors_message(self) -> str:
         return (f"all {len(self._handles)} Ray backend actors died ({self.info.actors_lost} lost during the run); "
@@ -422,6 +439,26 @@ class ActorPool:
                 self._lock.wait(timeout=1.0)
         self._done.put(_STOP)
         self._completer.join()
+        for handle in self._handles:
+            _kill(self.ray, handle)
+        self._handles = []
+
+    def abandon(self) -> None:
+        """Stop without waiting (the run failed): fail every batch in flight, and every later one, through its
+        ``on_error`` callback (so each sample is answered once), then stop the completion thread and the actors."""
+        with self._lock:
+            self._abandoned = True
+            abandoned = sorted(self._pending.values(), key=lambda batch: batch.serial)
+            self._pending.clear()
+            self._in_flight = [0] * len(self._in_flight)
+            self._lock.notify_all()
+        for batch in abandoned:
+            try:
+                batch.on_error(batch.sample_ids, InferenceFailedError(ABANDONED_MESSAGE))
+            except Exception as error:  # noqa: BLE001 - the other batches must still be answered
+                log.debug("a callback of an abandoned batch failed: %s", error)
+        self._done.put(_STOP)
+        self._completer.join(timeout=10.0)
         for handle in self._handles:
             _kill(self.ray, handle)
         self._handles = []

@@ -135,7 +135,7 @@ class Seq2CNNSystem:
 
     def _complete(self, sample_ids: Sequence[int], labels: np.ndarray) -> None:
         """A batch's labels (on the thread that ran it, or the executor's completion thread): to LoadGen."""
-        ids = list(sample_ids) if not isinstance(sample_ids, np.ndarray) else sample_ids.tolist()
+        ids = _as_list(sample_ids)
         try:
             labels = check_labels(labels, len(ids), self.backend_name)
         except BaseException as error:  # noqa: BLE001
@@ -149,7 +149,7 @@ class Seq2CNNSystem:
 
     def _fail(self, sample_ids: Sequence[int], error: BaseException) -> None:
         """A batch cannot complete: stop the run, and answer its samples so that LoadGen does not wait."""
-        ids = list(sample_ids) if not isinstance(sample_ids, np.ndarray) else sample_ids.tolist()
+        ids = _as_list(sample_ids)
         if self.error is None:
             self.error = error
             log.error("inference failed in the %s backend: %s: %s", self.backend_name, type(error).__name__, error,
@@ -196,3 +196,8 @@ class Seq2CNNSystem:
             worker.join()
         self._workers = []
         lg.DestroySUT(self.handle)
+
+
+def _as_list(sample_ids: Sequence[int]) -> list[int]:
+    """Sample ids as LoadGen's calls take them: the SUT's own list as it is, an executor's array as a list."""
+    return sample_ids.tolist() if isinstance(sample_ids, np.ndarray) else list(sample_ids)
