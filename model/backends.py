@@ -9,11 +9,11 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
   4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
 - ``folded``: the embedding folded into per-tap tables and the padding into
   one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU
-  (fp32, or bf16 tables with ``precision="bf16"``), torch gathers on a GPU.
+  (fp32, or bf16 or int8 tables with ``precision=``), torch gathers on a GPU.
   numba and the kernel are imported only when this backend is created.
 
 ``--precision`` is checked by :func:`model.precision.check_precision` (fp32
-everywhere, bf16 too for the folded backend on the CPU); :data:`PRECISIONS` is
+everywhere, bf16 and int8 too for the folded backend on the CPU); :data:`PRECISIONS` is
 re-exported here. An unknown backend is a :class:`BackendChoiceError`, a device
 torch does not know or see a :class:`DeviceError`: input errors (exit 2), and
 :class:`ValueError` as they have always been.
@@ -120,7 +120,7 @@ class FoldedBackend:
     """Folded tables with a running max: a fused numba kernel on the CPU, torch gathers on a GPU.
 
     ``precision`` is the CPU tables' (:data:`PRECISIONS`): fp32
-    (exact) or bf16. The folded tables come from :mod:`model.table_cache`
+    (exact), bf16 or int8. The folded tables come from :mod:`model.table_cache`
     (built and cached on first use, under ``table_cache`` if given, else the
     user's cache folder); ``load_report`` says where from and how long.
     """
@@ -131,7 +131,7 @@ class FoldedBackend:
                  precision: str = "fp32", table_cache: Path | None = None):
         import numba  # only this backend needs numba and its compiled kernel
 
-        from model.table_cache import load_folded_tables
+        from model.table_cache import load_folded_tables, load_int8_tiles
 
         self.device = torch_device(device)
         check_precision(self.name, str(self.device), precision)
@@ -139,6 +139,10 @@ class FoldedBackend:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             torch.set_num_threads(threads)
         self.precision = precision
+        if precision == "int8":  # its own cache: the int8 tiles, ready to serve
+            self.compute, self.load_report = load_int8_tiles(weights_path, table_cache)
+            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
+            return
         tables, self.load_report = load_folded_tables(weights_path, table_cache)
         if self.device.type == "cpu":
             self.compute = tables.tiled(precision)

@@ -29,23 +29,31 @@ of the untiled kernel. On other devices :meth:`FoldedTables.to_torch` gathers
 the rows with torch over a length-trimmed batch instead.
 
 Precision: ``fp32`` (the default, exact: the reference's labels on all 25,000
-test reviews) or ``bf16``, where the tiles hold each table value rounded to
-bfloat16 (half the bytes to read; sums, maxima and the classifier stay fp32).
+test reviews); ``bf16``, where the tiles hold each table value rounded to
+bfloat16 (half the bytes to read; sums, maxima and the classifier stay fp32);
+or ``int8`` (:mod:`model.quantization`), where they hold integers with one
+scale per channel and branch, so that window sums and maxima are int16 (a
+quarter of the bytes, twice the lanes per instruction) and each review's
+2,048 maxima are scaled back, and the biases added, once.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numba
+import numba.np.numpy_support
 import numpy as np
 import torch
+from numba.extending import overload
 
 from model.batching import padded_batch
 from model.network import Seq2CNN
-from model.numba_intrinsics import prefetch, table_value, values_per_cache_line
+from model.numba_intrinsics import CACHE_LINE_BYTES, add_values, lowest_value, prefetch, table_value, values_per_cache_line
 from model.precision import check_precision
+from model.quantization import padding_sum, quantize_branches
 from qsl.vocabulary import MAX_LENGTH
 
 #: taps of the two branches together: kernel 3 (taps 0-2), then kernel 4 (taps 3-6)
@@ -95,18 +103,19 @@ class FoldedTables:
         """The tables cut into tiles for the CPU kernel, in ``precision`` (see :data:`model.precision.PRECISIONS`)."""
         check_precision("folded", "cpu", precision)  # PrecisionError (a ValueError) unless one of PRECISIONS
         (table3, table4), (bias3, bias4) = self.tables, self.biases
-        channels = bias3.shape[0]
-        if channels % BLOCK:
-            raise ValueError(f"the CPU kernel needs a multiple of {BLOCK} channels, not {channels}")
+        if precision == "int8":
+            quantized, scales = quantize_branches(self.tables)
+            return TiledTables(tile_taps(np.concatenate(quantized, axis=0), precision), padding_sum(quantized[0]),
+                               padding_sum(quantized[1]), self.classifier_weight, self.classifier_bias,
+                               self.elu_alpha, self.max_length, precision, scale=np.concatenate(scales),
+                               bias=np.concatenate(self.biases).astype(np.float32))
         taps = np.concatenate([table3, table4], axis=0)  # (7, vocab, channels)
         taps[0] = bias3 + taps[0]  # fp32, as the kernel used to add them: bias first
         taps[3] = bias4 + taps[3]
-        vocab = taps.shape[1]
-        tiles = np.ascontiguousarray(taps.reshape(TAPS, vocab, channels // BLOCK, BLOCK).transpose(2, 1, 0, 3))
+        tiles = tile_taps(taps, precision)
         del taps
-        tiles = tiles.reshape(channels // BLOCK, vocab * ROW)
         if precision == "bf16":
-            tiles = torch.from_numpy(tiles).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+            tiles = cache_line_aligned(torch.from_numpy(tiles).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
         return TiledTables(tiles, *self.padding_vectors, self.classifier_weight, self.classifier_bias,
                            self.elu_alpha, self.max_length, precision)
 
@@ -122,11 +131,17 @@ class FoldedTables:
 
 @dataclass
 class TiledTables:
-    """The CPU kernel's tables: tiles of BLOCK channels, each word's 7 tap rows side by side.
+    """The CPU kernel's tables: tiles of ``width`` channels (:data:`TILE_CHANNELS`), each word's 7 tap rows side
+    by side.
 
-    ``tiles`` has shape (channels / BLOCK, vocab * ROW): fp32, or for bf16 the
-    values' bit patterns as uint16. ``pad3``/``pad4`` (channels,) fp32 are the
-    all-padding vectors; the classifier is as in :class:`FoldedTables`.
+    ``tiles`` has shape (channels / width, vocab * 7 * width), its first byte on
+    a cache line: fp32, for bf16 the
+    values' bit patterns as uint16, for int8 the integers. ``pad3``/``pad4``
+    (channels,) are the all-padding vectors (fp32, or the int16 sums of the
+    padding row's integers). For int8, ``scale`` and ``bias`` (2 * channels,)
+    fp32 turn the integer maxima back into pre-activations (``maxima * scale +
+    bias``); for fp32 and bf16 they are None (the bias is in tap 0). The
+    classifier is as in :class:`FoldedTables`.
     """
 
     tiles: np.ndarray
@@ -137,19 +152,37 @@ class TiledTables:
     elu_alpha: float
     max_length: int
     precision: str
+    scale: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+    @property
+    def width(self) -> int:
+        """Channels per tile."""
+        return self.pad3.shape[0] // self.tiles.shape[0]
+
+    def maxima(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
+        """The kernel's running maxima (B, 2 * channels): fp32, or int16 for int8 tables."""
+        flat, offsets = pack_reviews(token_ids)
+        maxima = np.empty((len(token_ids), 2 * self.pad3.shape[0]), dtype=self.pad3.dtype)
+        folded_features(flat, offsets, self.tiles, self.pad3, self.pad4, self.max_length, maxima)
+        return maxima
 
     def features(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
-        """Branch maxima before ELU, fp32 (B, 2 * channels), by the fused CPU kernel."""
-        flat, offsets = pack_reviews(token_ids)
-        features = np.empty((len(token_ids), 2 * self.pad3.shape[0]), dtype=np.float32)
-        folded_features(flat, offsets, self.tiles, self.pad3, self.pad4, self.max_length, features)
-        return features
+        """Branch maxima before ELU, fp32 (B, 2 * channels), by the fused CPU kernel (int8: scaled back once)."""
+        maxima = self.maxima(token_ids)
+        if self.scale is None:
+            return maxima
+        return dequantize(maxima, self.scale, self.bias)
 
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
-        """fp32 logits (B, 2) of unpadded reviews, as the reference computes them."""
-        features = self.features(token_ids)
-        activated = np.where(features > 0, features, self.elu_alpha * np.expm1(np.minimum(features, 0)))
-        return activated @ self.classifier_weight.T + self.classifier_bias
+        """fp32 logits (B, 2) of unpadded reviews, as the reference computes them: the kernel's maxima, then
+        (int8: scaled back,) ELU and the classifier in one compiled pass (:func:`classify`)."""
+        maxima = self.maxima(token_ids)
+        logits = np.empty((len(token_ids), 2), dtype=np.float32)
+        scale, bias = (self.scale, self.bias) if self.scale is not None else (NO_SCALE, NO_SCALE)
+        epilogue = classify_in_parallel if len(token_ids) >= PARALLEL_EPILOGUE_REVIEWS else classify
+        epilogue(maxima, scale, bias, self.elu_alpha, self.classifier_weight, self.classifier_bias, logits)
+        return logits
 
 
 @dataclass
@@ -181,6 +214,33 @@ class TorchFoldedTables:
         return (features @ self.classifier_weight.T + self.classifier_bias).float().cpu().numpy()
 
 
+def tile_taps(taps: np.ndarray, precision: str) -> np.ndarray:
+    """Tap tables (7, vocab, channels) as the kernel's tiles of ``precision``'s width (:data:`TILE_CHANNELS`):
+    (channels / width, vocab * 7 * width), same dtype, each tile starting on a cache line."""
+    _, vocab, channels = taps.shape
+    width = TILE_CHANNELS[precision]
+    if channels % width:
+        raise ValueError(f"the CPU kernel's {precision} tiles need a multiple of {width} channels, not {channels}")
+    tiles = taps.reshape(TAPS, vocab, channels // width, width).transpose(2, 1, 0, 3)
+    return cache_line_aligned(tiles.reshape(channels // width, vocab * TAPS * width))
+
+
+def cache_line_aligned(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array`` whose first byte starts a cache line (so does every tile and word row:
+    their sizes are multiples of 64 bytes). numpy aligns large arrays to 16 bytes only; a word's rows that
+    straddle one more cache line cost up to a third of the kernel's speed (measured)."""
+    buffer = np.empty(array.nbytes + CACHE_LINE_BYTES, dtype=np.uint8)
+    skip = -buffer.ctypes.data % CACHE_LINE_BYTES
+    aligned = buffer[skip:skip + array.nbytes].view(array.dtype).reshape(array.shape)
+    aligned[...] = array
+    return aligned
+
+
+def dequantize(maxima: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Integer maxima (B, 2 * channels) back to fp32 pre-activations: ``maxima * scale + bias``, in fp32."""
+    return maxima.astype(np.float32) * scale + bias
+
+
 def pack_reviews(token_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Reviews as one int32 array (total_ids,) and their offsets (B + 1,) int64."""
     lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
@@ -190,11 +250,30 @@ def pack_reviews(token_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return flat, offsets
 
 
-#: channels per tile: a tile holds, for every word, its 7 tap rows of this many channels
-#: (5,200 x 7 x 32 x 4 B = 4.7 MB in fp32), small enough to stay in cache while a batch streams through it
-BLOCK = 32
-#: values of one word in a tile: its 7 tap rows of BLOCK channels, one after the other
-ROW = TAPS * BLOCK
+#: channels per tile, by precision: a tile holds, for every word, its 7 tap rows of this many channels, small
+#: enough to stay in cache while a batch streams through it (fp32: 5,200 x 7 x 32 x 4 B = 4.7 MB; bf16 and
+#: int8: 64 channels, 4.7 and 2.3 MB). Measured here (Offline batches, aligned tiles): fp32 ran 9.0-9.8k
+#: reviews/s at 32 and 6.8-7.7k at 64; int8 15.2k at 32 and 22.7k at 64; bf16 9.5k at 32 and 11.0k at 64
+TILE_CHANNELS = {"fp32": 32, "bf16": 64, "int8": 64}
+#: the precision whose tiles hold values of each numpy type
+TILE_PRECISIONS = {np.dtype(np.float32): "fp32", np.dtype(np.uint16): "bf16", np.dtype(np.int8): "int8"}
+
+
+def tile_width(tiles):
+    """Channels per tile of ``tiles`` (:data:`TILE_CHANNELS` of its precision), a constant the compiler sees
+    (compiled code only)."""
+    raise NotImplementedError("tile_width is compiled by numba; call it from an njit function")
+
+
+@overload(tile_width, inline="always")
+def _tile_width(tiles):
+    precision = TILE_PRECISIONS.get(np.dtype(numba.np.numpy_support.as_dtype(tiles.dtype)))
+    if precision is None:
+        return None
+    width = TILE_CHANNELS[precision]
+    return lambda tiles: width
+
+
 #: the kernel asks for the rows of the word this many tokens ahead of the window it computes
 PREFETCH_AHEAD = 16
 
@@ -206,40 +285,42 @@ def _word(ids, position, n):
 
 
 @numba.njit(inline="always")
-def _rows(tile, word):
-    """The 7 tap rows of ``word`` in a tile: a contiguous (ROW,) view, tap j at ``j * BLOCK``."""
-    start = word * ROW
-    return tile[start:start + ROW]
+def _rows(tile, word, width):
+    """The 7 tap rows of ``word`` in a tile of ``width`` channels: a contiguous (7 * width,) view, tap j at
+    ``j * width``."""
+    start = word * TAPS * width
+    return tile[start:start + TAPS * width]
 
 
 @numba.njit(inline="always")
-def _window_sums(r0, r1, r2, r3, k):
+def _window_sums(r0, r1, r2, r3, k, width):
     """Channel k's pre-activations of the window whose words have rows r0..r3: (kernel 3, kernel 4).
 
-    Tap 0 of each branch already holds the bias, so a window's pre-activation
-    is the sum of its taps, added in the reference's order (bias, tap 0, 1, ...).
+    For fp32 and bf16, tap 0 of each branch already holds the bias, so a
+    window's pre-activation is the sum of its taps, added in the reference's
+    order (bias, tap 0, 1, ...); for int8 the sums are exact int16.
     """
-    s3 = table_value(r0, k) + table_value(r1, BLOCK + k) + table_value(r2, 2 * BLOCK + k)
-    s4 = (table_value(r0, 3 * BLOCK + k) + table_value(r1, 4 * BLOCK + k) + table_value(r2, 5 * BLOCK + k)
-          + table_value(r3, 6 * BLOCK + k))
+    s3 = add_values(add_values(table_value(r0, k), table_value(r1, width + k)), table_value(r2, 2 * width + k))
+    s4 = add_values(add_values(add_values(table_value(r0, 3 * width + k), table_value(r1, 4 * width + k)),
+                               table_value(r2, 5 * width + k)), table_value(r3, 6 * width + k))
     return s3, s4
 
 
 @numba.njit(inline="always")
-def _two_windows(tile, ids, t, n, maxima):
-    """Windows t and t + 1 of both branches into the running maxima ``maxima`` (2, BLOCK), in place.
+def _two_windows(tile, ids, t, n, maxima, width):
+    """Windows t and t + 1 of both branches into the running maxima ``maxima`` (2, width), in place.
 
     Two windows per pass keep each maximum in a register between them: the
     store is unconditional, so the compiler emits packed ``max`` instructions.
     """
-    r0 = _rows(tile, _word(ids, t, n))
-    r1 = _rows(tile, _word(ids, t + 1, n))
-    r2 = _rows(tile, _word(ids, t + 2, n))
-    r3 = _rows(tile, _word(ids, t + 3, n))
-    r4 = _rows(tile, _word(ids, t + 4, n))
-    for k in range(BLOCK):
-        s3, s4 = _window_sums(r0, r1, r2, r3, k)
-        u3, u4 = _window_sums(r1, r2, r3, r4, k)
+    r0 = _rows(tile, _word(ids, t, n), width)
+    r1 = _rows(tile, _word(ids, t + 1, n), width)
+    r2 = _rows(tile, _word(ids, t + 2, n), width)
+    r3 = _rows(tile, _word(ids, t + 3, n), width)
+    r4 = _rows(tile, _word(ids, t + 4, n), width)
+    for k in range(width):
+        s3, s4 = _window_sums(r0, r1, r2, r3, k, width)
+        u3, u4 = _window_sums(r1, r2, r3, r4, k, width)
         m3 = maxima[0, k]
         m3 = m3 if m3 > s3 else s3
         maxima[0, k] = m3 if m3 > u3 else u3
@@ -249,14 +330,14 @@ def _two_windows(tile, ids, t, n, maxima):
 
 
 @numba.njit(inline="always")
-def _one_window(tile, ids, t, n, maxima, kernel4):
+def _one_window(tile, ids, t, n, maxima, kernel4, width):
     """Window t of the kernel-3 branch, and of the kernel-4 branch if ``kernel4``, into ``maxima``."""
-    r0 = _rows(tile, _word(ids, t, n))
-    r1 = _rows(tile, _word(ids, t + 1, n))
-    r2 = _rows(tile, _word(ids, t + 2, n))
-    r3 = _rows(tile, _word(ids, t + 3, n))
-    for k in range(BLOCK):
-        s3, s4 = _window_sums(r0, r1, r2, r3, k)
+    r0 = _rows(tile, _word(ids, t, n), width)
+    r1 = _rows(tile, _word(ids, t + 1, n), width)
+    r2 = _rows(tile, _word(ids, t + 2, n), width)
+    r3 = _rows(tile, _word(ids, t + 3, n), width)
+    for k in range(width):
+        s3, s4 = _window_sums(r0, r1, r2, r3, k, width)
         if s3 > maxima[0, k]:
             maxima[0, k] = s3
         if kernel4 and s4 > maxima[1, k]:
@@ -264,50 +345,54 @@ def _one_window(tile, ids, t, n, maxima, kernel4):
 
 
 @numba.njit(inline="always")
-def _prefetch_words(tile, ids, first, last):
+def _prefetch_words(tile, ids, first, last, width):
     """Ask for every cache line of the rows of the words at positions ``first..last`` (those that exist)."""
     step = values_per_cache_line(tile)
     for position in range(first, min(last + 1, ids.shape[0])):
-        start = ids[position] * ROW
-        for offset in range(0, ROW, step):
+        start = ids[position] * TAPS * width
+        for offset in range(0, TAPS * width, step):
             prefetch(tile, start + offset)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
 def folded_features(flat, offsets, tiles, pad3, pad4, max_length, features):
-    """Branch maxima (B, 2 * channels) fp32 of reviews ``flat[offsets[i]:offsets[i+1]]``.
+    """Branch maxima (B, 2 * channels) of reviews ``flat[offsets[i]:offsets[i+1]]`` into ``features``.
 
-    ``tiles`` (channels / BLOCK, vocab * ROW), fp32 or bf16 bits (uint16): for
-    each block of BLOCK channels, every word's 7 tap rows (kernel-3 taps 0-2,
-    kernel-4 taps 0-3, biases added to tap 0) side by side. ``pad3``/``pad4``
-    (channels,) are the all-padding vectors. The blocks run in parallel; each
+    ``tiles`` (channels / width, vocab * 7 * width), fp32, bf16 bits (uint16)
+    or int8: for each block of ``width`` channels (:func:`tile_width`, a
+    constant of the tiles' type), every word's 7 tap rows (kernel-3
+    taps 0-2, kernel-4 taps 0-3; for fp32 and bf16 the biases added to tap 0)
+    side by side. ``pad3``/``pad4`` (channels,) are the all-padding vectors;
+    they and ``features`` are fp32, or int16 for int8 tiles (integer sums and
+    maxima, scaled back by the caller). The blocks run in parallel; each
     streams every review of the batch through its tile, which stays in cache,
     and keeps a running max per channel over the windows, two at a time.
     """
+    width = tile_width(tiles)
     blocks = tiles.shape[0]
-    channels = blocks * BLOCK
+    channels = blocks * width
     for block in numba.prange(blocks):
-        lo = block * BLOCK
+        lo = block * width
         tile = tiles[block]
-        maxima = np.empty((2, BLOCK), np.float32)
+        maxima = np.empty((2, width), features.dtype)
         for review in range(offsets.shape[0] - 1):
             ids = flat[offsets[review]:offsets[review + 1]]
             n = min(ids.shape[0], max_length)
             last3 = min(n - 1, max_length - 3)  # the last window of each branch that touches a real token
             last4 = min(n - 1, max_length - 4)
-            maxima[:] = -np.inf
-            _prefetch_words(tile, ids, 0, PREFETCH_AHEAD - 1)
+            maxima[:] = lowest_value(features)
+            _prefetch_words(tile, ids, 0, PREFETCH_AHEAD - 1, width)
             t = 0
             while t + 1 <= last4:
-                _prefetch_words(tile, ids, t + PREFETCH_AHEAD, t + PREFETCH_AHEAD + 1)
-                _two_windows(tile, ids, t, n, maxima)
+                _prefetch_words(tile, ids, t + PREFETCH_AHEAD, t + PREFETCH_AHEAD + 1, width)
+                _two_windows(tile, ids, t, n, maxima, width)
                 t += 2
             while t <= last3:
-                _one_window(tile, ids, t, n, maxima, t <= last4)
+                _one_window(tile, ids, t, n, maxima, t <= last4, width)
                 t += 1
             padded3 = max_length - n >= 3  # the padded review has a window wholly in the padding
             padded4 = max_length - n >= 4
-            for k in range(BLOCK):
+            for k in range(width):
                 m3, m4 = maxima[0, k], maxima[1, k]
                 if padded3 and pad3[lo + k] > m3:
                     m3 = pad3[lo + k]
@@ -315,3 +400,46 @@ def folded_features(flat, offsets, tiles, pad3, pad4, max_length, features):
                     m4 = pad4[lo + k]
                 features[review, lo + k] = m3
                 features[review, channels + lo + k] = m4
+
+
+#: ``scale`` and ``bias`` of the epilogue for tables whose maxima are pre-activations already (fp32, bf16)
+NO_SCALE = np.zeros(0, dtype=np.float32)
+#: batches of at least this many reviews run the epilogue on every thread; smaller ones (SingleStream,
+#: MultiStream) on the calling thread, which costs less than waking the others
+PARALLEL_EPILOGUE_REVIEWS = 64
+
+
+@numba.njit(inline="always")
+def _review_logits(maxima, scale, bias, alpha, weight, weight_bias, logits, review):
+    """Review ``review``'s two logits: each feature (int8: ``maxima * scale + bias`` in fp32), ELU in fp32,
+    dotted with the classifier's rows in fp64, plus its bias, rounded to fp32."""
+    quantized = scale.shape[0] > 0
+    total0, total1 = 0.0, 0.0
+    for channel in range(maxima.shape[1]):
+        x = np.float32(maxima[review, channel])
+        if quantized:
+            x = x * scale[channel] + bias[channel]
+        if not x > 0:
+            x = alpha * np.float32(math.expm1(x))
+        total0 += np.float64(x) * weight[0, channel]
+        total1 += np.float64(x) * weight[1, channel]
+    logits[review, 0] = total0 + weight_bias[0]
+    logits[review, 1] = total1 + weight_bias[1]
+
+
+@numba.njit(nogil=True, cache=True)
+def classify(maxima, scale, bias, elu_alpha, weight, weight_bias, logits):
+    """Logits (B, 2) fp32 into ``logits`` from the kernel's maxima (B, 2 * channels), fp32 or int16; ``scale``
+    and ``bias`` (2 * channels,) fp32 for int8, empty otherwise; the classifier ``weight`` (2, 2 * channels)
+    and ``weight_bias`` (2,). One review after the other on this thread."""
+    alpha = np.float32(elu_alpha)
+    for review in range(maxima.shape[0]):
+        _review_logits(maxima, scale, bias, alpha, weight, weight_bias, logits, review)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def classify_in_parallel(maxima, scale, bias, elu_alpha, weight, weight_bias, logits):
+    """:func:`classify` with the reviews spread over numba's threads."""
+    alpha = np.float32(elu_alpha)
+    for review in numba.prange(maxima.shape[0]):
+        _review_logits(maxima, scale, bias, alpha, weight, weight_bias, logits, review)

@@ -1,4 +1,4 @@
-"""Two machine operations the folded kernel needs and numba does not offer: a prefetch hint and bf16 -> fp32.
+"""Machine operations the folded kernel needs and numba does not offer: a prefetch hint, bf16 -> fp32, int16 sums.
 
 - :func:`prefetch` asks the CPU to start loading the cache line of
   ``array[index]`` (LLVM's ``llvm.prefetch``: read, keep in all cache
@@ -8,11 +8,19 @@
 - :func:`table_value` reads one table value as fp32: an fp32 table as it is,
   a bf16 table (stored as ``uint16`` bit patterns) widened exactly (bf16 is the
   top half of an fp32, so the widening is a shift and a bit cast, which LLVM
-  vectorizes).
+  vectorizes); an int8 table value sign-extended to int16.
+- :func:`add_values` adds two table values in the kernel's accumulator type:
+  fp32 as numba adds them, int16 as a plain 16-bit add. numba widens every
+  integer sum to int64, which would leave four lanes per AVX2 instruction
+  instead of sixteen; a window sum of int8 values never exceeds 4 * 127 in
+  magnitude, so 16 bits hold it exactly.
+- :func:`lowest_value` is the start of a running max: -inf in fp32, the
+  smallest int16 in int16.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -57,8 +65,33 @@ def bf16_bits_to_float32(typingctx, bits):
     return types.float32(bits), codegen
 
 
+@intrinsic
+def int8_to_int16(typingctx, value):
+    """An int8 sign-extended to int16 (exact)."""
+    if value != types.int8:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.sext(args[0], ir.IntType(16))
+
+    return types.int16(value), codegen
+
+
+@intrinsic
+def add_int16(typingctx, a, b):
+    """``a + b`` in 16 bits (the caller keeps the sum within int16; numba would widen it to int64)."""
+    if a != types.int16 or b != types.int16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.add(args[0], args[1])
+
+    return types.int16(a, b), codegen
+
+
 def table_value(table, index):
-    """``table[index]`` as fp32, for an fp32 table or a bf16 one stored as uint16 (compiled code only)."""
+    """``table[index]`` in the kernel's accumulator type: fp32 for an fp32 table or a bf16 one stored as uint16,
+    int16 for an int8 table (compiled code only)."""
     raise NotImplementedError("table_value is compiled by numba; call it from an njit function")
 
 
@@ -68,6 +101,36 @@ def _table_value(table, index):
         return lambda table, index: table[index]
     if table.dtype == types.uint16:
         return lambda table, index: bf16_bits_to_float32(table[index])
+    if table.dtype == types.int8:
+        return lambda table, index: int8_to_int16(table[index])
+    return None
+
+
+def add_values(a, b):
+    """``a + b`` of two :func:`table_value` results, in their type: fp32 or int16 (compiled code only)."""
+    raise NotImplementedError("add_values is compiled by numba; call it from an njit function")
+
+
+@overload(add_values, inline="always")
+def _add_values(a, b):
+    if a == types.float32 and b == types.float32:
+        return lambda a, b: a + b
+    if a == types.int16 and b == types.int16:
+        return lambda a, b: add_int16(a, b)
+    return None
+
+
+def lowest_value(array):
+    """The start of a running max in ``array``'s type: -inf for fp32, -32768 for int16 (compiled code only)."""
+    raise NotImplementedError("lowest_value is compiled by numba; call it from an njit function")
+
+
+@overload(lowest_value, inline="always")
+def _lowest_value(array):
+    if array.dtype == types.float32:
+        return lambda array: np.float32(-np.inf)
+    if array.dtype == types.int16:
+        return lambda array: np.int16(-32768)
     return None
 
 

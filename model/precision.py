@@ -1,6 +1,6 @@
 """The table precisions of the folded backend's CPU kernel, and the one rule of where ``--precision`` applies.
 
-fp32 (the default) is exact; bf16 halves the bytes the kernel reads. Only the
+fp32 (the default) is exact; bf16 halves the bytes the kernel reads, int8 quarters them. Only the
 folded backend on the CPU has a choice: every other backend, and the folded
 backend on a GPU, runs in fp32. :func:`check_precision` is that rule, checked
 wherever a backend is asked for (``run.py``'s options, :func:`model.backends.create_backend`,
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from common.errors import BadInputError
 
-#: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read
-PRECISIONS = ("fp32", "bf16")
+#: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read,
+#: int8 quarters them (integer sums; :mod:`model.quantization`)
+PRECISIONS = ("fp32", "bf16", "int8")
 #: the one backend, and the one device type, where a precision other than fp32 exists
 FOLDED_BACKEND = "folded"
 CPU_DEVICE_TYPE = "cpu"

@@ -32,6 +32,9 @@ LOGIT_TOLERANCE = 1e-3
 
 EDGE_LENGTHS = (0, 1, 2, 3, 4, 5, 57, 232, 995, 996, 997, 998, 999, 1000, 1001, 1400)
 
+#: the integer the kernel starts each running max of an int8 run at
+INT16_LOWEST = -32768
+
 
 @pytest.fixture(scope="module")
 def edge_reviews():
@@ -74,6 +77,60 @@ def to_bf16(values: np.ndarray) -> np.ndarray:
     return torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16).float().numpy()
 
 
+def int8_maxima_by_numpy(tables: FoldedTables, ids: np.ndarray) -> np.ndarray:
+    """Integer branch maxima (2 * channels,) int64 of one review by plain numpy, from the int8 scheme's own
+    definition: per channel and branch scale max |T| / 127, q = round(T / scale), window sums of q (no bias),
+    their max, the all-padding window's sum of row 0 where the padded review has one."""
+    ids = np.asarray(ids[:tables.max_length], dtype=np.int64)
+    padded = np.concatenate([ids, np.zeros(4, np.int64)])
+    maxima = []
+    for table in tables.tables:
+        largest = np.abs(table).max(axis=(0, 1)).astype(np.float64)
+        scale = np.where(largest > 0, largest / 127, 1.0).astype(np.float32)
+        q = np.clip(np.rint(table.astype(np.float64) / scale.astype(np.float64)), -127, 127).astype(np.int64)
+        taps = table.shape[0]
+        windows = min(len(ids), tables.max_length - taps + 1)
+        best = np.full(table.shape[2], INT16_LOWEST, np.int64)
+        for t in range(windows):
+            best = np.maximum(best, sum(q[j][padded[t + j]] for j in range(taps)))
+        if tables.max_length - len(ids) >= taps:
+            best = np.maximum(best, q[:, 0, :].sum(axis=0))
+        maxima.append(best)
+    return np.concatenate(maxima)
+
+
+def test_int8_kernel_computes_the_integer_maxima_exactly(random_weights, edge_reviews):
+    """The int8 kernel's int16 sums and maxima are bit for bit those of plain integer arithmetic at every length
+    (0, 1, 3, 4, 996-1000, over 1000); its features are those integers times the scale, plus the bias, in fp32."""
+    tables = FoldedTables.from_model(load_model(random_weights))
+    tiled = tables.tiled("int8")
+    maxima = tiled.maxima(edge_reviews)
+    assert maxima.dtype == np.int16 and tiled.tiles.dtype == np.int8
+    expected = np.stack([int8_maxima_by_numpy(tables, review) for review in edge_reviews])
+    np.testing.assert_array_equal(maxima.astype(np.int64), expected)
+    features = tiled.features(edge_reviews)
+    np.testing.assert_array_equal(features, expected.astype(np.float32) * tiled.scale + tiled.bias)
+    assert tiled.tiles.ctypes.data % 64 == 0  # every word's rows start on a cache line
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_compiled_epilogue_gives_the_logits_of_numpy(precision, random_weights, edge_reviews):
+    """ELU and the classifier in the kernel's epilogue (one review at a time, or in parallel for large batches)
+    give numpy's logits within fp32 rounding, and the same for a review alone or in a batch."""
+    from model.folded import PARALLEL_EPILOGUE_REVIEWS
+
+    tiled = FoldedTables.from_model(load_model(random_weights)).tiled(precision)
+    reviews = (edge_reviews * (PARALLEL_EPILOGUE_REVIEWS // len(edge_reviews) + 1))[:PARALLEL_EPILOGUE_REVIEWS]
+    features = tiled.features(reviews)
+    activated = np.where(features > 0, features, tiled.elu_alpha * np.expm1(np.minimum(features, 0)))
+    expected = activated @ tiled.classifier_weight.T + tiled.classifier_bias
+    batched = tiled.logits(reviews)
+    alone = np.concatenate([tiled.logits([review]) for review in edge_reviews])
+    assert batched.dtype == np.float32 and batched.shape == (len(reviews), 2)
+    np.testing.assert_allclose(batched, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(alone, batched[:len(edge_reviews)])
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cpu_kernel_computes_the_folded_sums_exactly(precision, random_weights, edge_reviews):
     """The tiled, vectorised kernel gives bit for bit what plain numpy adds in the same order, at every length:
@@ -110,10 +167,35 @@ def test_cpu_kernel_uses_packed_simd_instructions(folded_backend):
     assert len(packed_max) >= 8 and len(packed_add) >= 16, (len(packed_max), len(packed_add))
 
 
+def test_int8_kernel_uses_packed_integer_instructions(random_weights):
+    """The int8 kernel widens table values to int16 and adds and maxes them 16 (AVX2) or 32 (AVX-512) at a
+    time: packed vpmovsxbw, vpaddw and vpmaxsw on ymm or zmm registers, and no 64-bit integer sums."""
+    import platform
+    import re
+
+    import numba
+
+    from model.folded import folded_features, pack_reviews
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the assembly check is written for x86-64")
+    tiled = FoldedTables.from_model(load_model(random_weights)).tiled("int8")
+    fresh = numba.njit(parallel=True, nogil=True)(folded_features.py_func)  # compiled here: no cache, assembly kept
+    flat, offsets = pack_reviews([np.array([1, 2, 3, 4, 5], dtype=np.int32)])
+    fresh(flat, offsets, tiled.tiles, tiled.pad3, tiled.pad4, tiled.max_length, np.empty((1, 2048), np.int16))
+    assembly = "\n".join(fresh.inspect_asm().values())
+    if not re.search(r"%ymm|%zmm", assembly):
+        pytest.skip("this CPU has no 256/512-bit vector registers")
+    counts = {name: len(re.findall(rf"\b{name}\s[^\n]*%[yz]mm", assembly))
+              for name in ("vpmovsxbw", "vpaddw", "vpmaxsw", "vpaddq")}
+    assert counts["vpmovsxbw"] >= 14 and counts["vpaddw"] >= 10 and counts["vpmaxsw"] >= 4, counts
+    assert counts["vpaddq"] == 0, counts
+
+
 def test_bf16_is_refused_where_it_does_not_exist(random_weights, table_cache):
     with pytest.raises(ValueError, match="is an option of the folded backend on the CPU"):
         create_backend("reference", random_weights, precision="bf16")
-    with pytest.raises(ValueError, match="not one of fp32, bf16"):
+    with pytest.raises(ValueError, match="not one of fp32, bf16, int8"):
         FoldedBackend(random_weights, precision="fp16", table_cache=table_cache)
 
 
@@ -124,8 +206,9 @@ def test_all_backends_are_registered():
 
 
 def test_the_precision_rule_is_one_check_with_one_message():
-    """fp32 runs everywhere, bf16 on the folded backend on the CPU only; the message names the request."""
-    assert PRECISIONS == ("fp32", "bf16")
+    """fp32 runs everywhere, bf16 and int8 on the folded backend on the CPU only; the message names the request."""
+    assert PRECISIONS == ("fp32", "bf16", "int8")
+    check_precision("folded", "cpu", "int8")
     for backend in BACKENDS:
         for device in ("cpu", "cuda", "cuda:1"):
             check_precision(backend, device, "fp32")
@@ -136,7 +219,7 @@ def test_the_precision_rule_is_one_check_with_one_message():
                                   "backend on cuda:1 runs in fp32: drop --precision")
     with pytest.raises(PrecisionError, match="the folded backend on cuda runs in fp32: drop --precision"):
         check_precision("folded", "cuda", "bf16")
-    with pytest.raises(PrecisionError, match="--precision 'fp16' is not one of fp32, bf16"):
+    with pytest.raises(PrecisionError, match="--precision 'fp16' is not one of fp32, bf16, int8"):
         check_precision("folded", "cpu", "fp16")
     assert issubclass(PrecisionError, BadInputError) and issubclass(PrecisionError, ValueError)
 
@@ -249,3 +332,18 @@ def test_bf16_tables_keep_the_labels_of_fp32_on_real_reviews(test_split, folded_
     bf16 = create_backend("folded", precision="bf16").logits(reviews)
     assert (bf16.argmax(1) == exact.argmax(1)).mean() >= 0.995
     assert np.abs(bf16 - exact).max() < 0.1
+
+
+@pytest.mark.slow
+def test_int8_tables_keep_the_labels_of_fp32_on_real_reviews(test_split, folded_backend, tmp_path):
+    """int8 tables on a slice of real reviews: labels agree with fp32 on at least 99.5 % (99.9 % and more on all
+    25,000: the README), logits within a few hundredths; a second backend reads the int8 cache it wrote."""
+    reviews = [test_split.token_ids[i] for i in range(0, len(test_split), 25)]
+    exact = folded_backend.logits(reviews)
+    first = FoldedBackend(precision="int8", table_cache=tmp_path)
+    second = FoldedBackend(precision="int8", table_cache=tmp_path)
+    assert (first.load_report.source, second.load_report.source) == ("built", "cache")
+    int8 = second.logits(reviews)
+    np.testing.assert_array_equal(int8, first.logits(reviews))
+    assert (int8.argmax(1) == exact.argmax(1)).mean() >= 0.995
+    assert np.abs(int8 - exact).max() < 0.1

@@ -94,3 +94,35 @@ def test_the_tables_cache_keeps_its_file_name_and_its_error_is_the_caches_one(tm
     (tmp_path / "a-folder").mkdir()
     with pytest.raises(CorruptTablesError, match="not a regular file"):
         read_cache(tmp_path / "a-folder", "0" * 64)
+
+
+def test_int8_tiles_are_cached_beside_the_fp32_tables_and_a_damaged_file_is_rebuilt(built, random_weights, tmp_path,
+                                                                                  caplog):
+    """The int8 tiles, scales and padding sums have their own checksummed file: built from the fp32 tables once,
+    read back identical, and a flipped byte, a truncated file or another weights file's tiles are rebuilt."""
+    from model.table_cache import int8_cache_file_for, load_int8_tiles, read_int8_cache, write_int8_cache
+
+    digest = sha256_of_file(random_weights)
+    tiled, report = load_int8_tiles(random_weights, tmp_path)
+    path = int8_cache_file_for(digest, tmp_path)
+    assert report.source == "built" and report.cache_file == str(path) and path.is_file()
+    assert path.name == f"int8-{digest[:24]}.safetensors" and cache_file_for(digest, tmp_path).is_file()
+    again, second = load_int8_tiles(random_weights, tmp_path)
+    assert second.source == "cache"
+    for name in ("tiles", "pad3", "pad4", "scale", "bias", "classifier_weight"):
+        assert np.array_equal(getattr(tiled, name), getattr(again, name)), name
+    assert again.tiles.dtype == np.int8 and again.pad3.dtype == np.int16 and again.tiles.ctypes.data % 64 == 0
+    for damage in ("flipped", "truncated", "other weights"):
+        if damage == "other weights":
+            write_int8_cache(tiled, "0" * 64, path)
+        else:
+            data = bytearray(path.read_bytes())
+            if damage == "flipped":
+                data[-1000] ^= 0xFF
+            path.write_bytes(bytes(data if damage == "flipped" else data[:1000]))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="model.table_cache"):
+            rebuilt, report = load_int8_tiles(random_weights, tmp_path)
+        assert report.source == "built" and f"int8-table cache {path} is unusable" in caplog.text, damage
+        assert np.array_equal(rebuilt.tiles, tiled.tiles)
+        assert read_int8_cache(path, digest) is not None
