@@ -141,15 +141,13 @@ class FoldedBackend:
         self.precision = precision
         if precision == "int8":  # its own cache: the int8 tiles, ready to serve
             self.compute, self.load_report = load_int8_tiles(weights_path, table_cache)
-            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
-            return
-        tables, self.load_report = load_folded_tables(weights_path, table_cache)
-        if self.device.type == "cpu":
-            self.compute = tables.tiled(precision)
-            del tables
-            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
         else:
-            self.compute = tables.to_torch(self.device)
+            tables, self.load_report = load_folded_tables(weights_path, table_cache)
+            self.compute = tables.tiled(precision) if self.device.type == "cpu" else tables.to_torch(self.device)
+            del tables
+        if self.device.type == "cpu":
+            self.compute.one_thread = threads == 1  # the kernel without numba's thread pool
+            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
 
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         return self.compute.logits(token_ids)

@@ -154,6 +154,8 @@ class TiledTables:
     precision: str
     scale: np.ndarray | None = None
     bias: np.ndarray | None = None
+    #: run the kernel on the calling thread alone (:func:`folded_features_one_thread`), else on numba's threads
+    one_thread: bool = False
 
     @property
     def width(self) -> int:
@@ -164,7 +166,8 @@ class TiledTables:
         """The kernel's running maxima (B, 2 * channels): fp32, or int16 for int8 tables."""
         flat, offsets = pack_reviews(token_ids)
         maxima = np.empty((len(token_ids), 2 * self.pad3.shape[0]), dtype=self.pad3.dtype)
-        folded_features(flat, offsets, self.tiles, self.pad3, self.pad4, self.max_length, maxima)
+        kernel = folded_features_one_thread if self.one_thread else folded_features
+        kernel(flat, offsets, self.tiles, self.pad3, self.pad4, self.max_length, maxima)
         return maxima
 
     def features(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
@@ -180,7 +183,8 @@ class TiledTables:
         maxima = self.maxima(token_ids)
         logits = np.empty((len(token_ids), 2), dtype=np.float32)
         scale, bias = (self.scale, self.bias) if self.scale is not None else (NO_SCALE, NO_SCALE)
-        epilogue = classify_in_parallel if len(token_ids) >= PARALLEL_EPILOGUE_REVIEWS else classify
+        in_parallel = len(token_ids) >= PARALLEL_EPILOGUE_REVIEWS and not self.one_thread
+        epilogue = classify_in_parallel if in_parallel else classify
         epilogue(maxima, scale, bias, self.elu_alpha, self.classifier_weight, self.classifier_bias, logits)
         return logits
 
@@ -354,52 +358,66 @@ def _prefetch_words(tile, ids, first, last, width):
             prefetch(tile, start + offset)
 
 
+@numba.njit(inline="always")
+def _tile_pass(flat, offsets, tiles, pad3, pad4, max_length, features, block):
+    """Tile ``block``'s channels of every review's maxima into ``features``: the reviews one after the other
+    through that tile (which stays in cache), a running max per channel over the windows, two at a time."""
+    width = tile_width(tiles)
+    channels = tiles.shape[0] * width
+    lo = block * width
+    tile = tiles[block]
+    maxima = np.empty((2, width), features.dtype)
+    for review in range(offsets.shape[0] - 1):
+        ids = flat[offsets[review]:offsets[review + 1]]
+        n = min(ids.shape[0], max_length)
+        last3 = min(n - 1, max_length - 3)  # the last window of each branch that touches a real token
+        last4 = min(n - 1, max_length - 4)
+        maxima[:] = lowest_value(features)
+        _prefetch_words(tile, ids, 0, PREFETCH_AHEAD - 1, width)
+        t = 0
+        while t + 1 <= last4:
+            _prefetch_words(tile, ids, t + PREFETCH_AHEAD, t + PREFETCH_AHEAD + 1, width)
+            _two_windows(tile, ids, t, n, maxima, width)
+            t += 2
+        while t <= last3:
+            _one_window(tile, ids, t, n, maxima, t <= last4, width)
+            t += 1
+        padded3 = max_length - n >= 3  # the padded review has a window wholly in the padding
+        padded4 = max_length - n >= 4
+        for k in range(width):
+            m3, m4 = maxima[0, k], maxima[1, k]
+            if padded3 and pad3[lo + k] > m3:
+                m3 = pad3[lo + k]
+            if padded4 and pad4[lo + k] > m4:
+                m4 = pad4[lo + k]
+            features[review, lo + k] = m3
+            features[review, channels + lo + k] = m4
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def folded_features(flat, offsets, tiles, pad3, pad4, max_length, features):
     """Branch maxima (B, 2 * channels) of reviews ``flat[offsets[i]:offsets[i+1]]`` into ``features``.
 
     ``tiles`` (channels / width, vocab * 7 * width), fp32, bf16 bits (uint16)
     or int8: for each block of ``width`` channels (:func:`tile_width`, a
-    constant of the tiles' type), every word's 7 tap rows (kernel-3
-    taps 0-2, kernel-4 taps 0-3; for fp32 and bf16 the biases added to tap 0)
-    side by side. ``pad3``/``pad4`` (channels,) are the all-padding vectors;
-    they and ``features`` are fp32, or int16 for int8 tiles (integer sums and
-    maxima, scaled back by the caller). The blocks run in parallel; each
-    streams every review of the batch through its tile, which stays in cache,
-    and keeps a running max per channel over the windows, two at a time.
+    constant of the tiles' type), every word's 7 tap rows (kernel-3 taps 0-2,
+    kernel-4 taps 0-3; for fp32 and bf16 the biases added to tap 0) side by
+    side. ``pad3``/``pad4`` (channels,) are the all-padding vectors; they and
+    ``features`` are fp32, or int16 for int8 tiles (integer sums and maxima,
+    scaled back by the caller). The tiles run in parallel on numba's threads
+    (:func:`_tile_pass`).
     """
-    width = tile_width(tiles)
-    blocks = tiles.shape[0]
-    channels = blocks * width
-    for block in numba.prange(blocks):
-        lo = block * width
-        tile = tiles[block]
-        maxima = np.empty((2, width), features.dtype)
-        for review in range(offsets.shape[0] - 1):
-            ids = flat[offsets[review]:offsets[review + 1]]
-            n = min(ids.shape[0], max_length)
-            last3 = min(n - 1, max_length - 3)  # the last window of each branch that touches a real token
-            last4 = min(n - 1, max_length - 4)
-            maxima[:] = lowest_value(features)
-            _prefetch_words(tile, ids, 0, PREFETCH_AHEAD - 1, width)
-            t = 0
-            while t + 1 <= last4:
-                _prefetch_words(tile, ids, t + PREFETCH_AHEAD, t + PREFETCH_AHEAD + 1, width)
-                _two_windows(tile, ids, t, n, maxima, width)
-                t += 2
-            while t <= last3:
-                _one_window(tile, ids, t, n, maxima, t <= last4, width)
-                t += 1
-            padded3 = max_length - n >= 3  # the padded review has a window wholly in the padding
-            padded4 = max_length - n >= 4
-            for k in range(width):
-                m3, m4 = maxima[0, k], maxima[1, k]
-                if padded3 and pad3[lo + k] > m3:
-                    m3 = pad3[lo + k]
-                if padded4 and pad4[lo + k] > m4:
-                    m4 = pad4[lo + k]
-                features[review, lo + k] = m3
-                features[review, channels + lo + k] = m4
+    for block in numba.prange(tiles.shape[0]):
+        _tile_pass(flat, offsets, tiles, pad3, pad4, max_length, features, block)
+
+
+@numba.njit(nogil=True, cache=True)
+def folded_features_one_thread(flat, offsets, tiles, pad3, pad4, max_length, features):
+    """:func:`folded_features` on the calling thread alone, the tiles one after the other, without numba's
+    thread pool: for a backend given one thread (``--threads 1``, a Ray actor of one CPU, Offline workers
+    that each run their own batch)."""
+    for block in range(tiles.shape[0]):
+        _tile_pass(flat, offsets, tiles, pad3, pad4, max_length, features, block)
 
 
 #: ``scale`` and ``bias`` of the epilogue for tables whose maxima are pre-activations already (fp32, bf16)

@@ -94,6 +94,8 @@ class Executor(ABC):
 
 def check_labels(labels: np.ndarray, batch_size: int, backend: str) -> np.ndarray:
     """``labels`` as the int64 array of one label per review that LoadGen gets, or :class:`InferenceFailedError`."""
+    if type(labels) is np.ndarray and labels.dtype == np.int64 and labels.shape == (batch_size,):
+        return labels  # what every backend of this project returns: checked without the general test below
     labels = np.asarray(labels)
     if labels.shape != (batch_size,) or not np.issubdtype(labels.dtype, np.integer):
         raise InferenceFailedError(

@@ -67,22 +67,31 @@ class SampleLedger:
             setattr(self, name, grown)
 
     def record_issued(self, sample_ids: Sequence[int]) -> None:
-        self._append("issued", sample_ids)
-
-    def record_completed(self, sample_ids: Sequence[int]) -> None:
-        self._append("completed", sample_ids)
-
-    def _append(self, kind: str, sample_ids: Sequence[int]) -> None:
-        """Record ``sample_ids`` as ``kind`` (issued or completed) now."""
+        """Record ``sample_ids`` as issued now."""
         now = time.perf_counter_ns()
         with self.lock:
-            start = getattr(self, f"{kind}_total")
-            end = start + len(sample_ids)
-            if end > self.capacity:
-                self._make_room(end)
-            getattr(self, f"_{kind}_ids")[start:end] = sample_ids
-            getattr(self, f"_{kind}_ns")[start:end] = now
-            setattr(self, f"{kind}_total", end)
+            self.issued_total = self._append(self.issued_total, sample_ids, now, completed=False)
+
+    def record_completed(self, sample_ids: Sequence[int]) -> None:
+        """Record ``sample_ids`` as completed now."""
+        now = time.perf_counter_ns()
+        with self.lock:
+            self.completed_total = self._append(self.completed_total, sample_ids, now, completed=True)
+
+    def _append(self, start: int, sample_ids: Sequence[int], now: int, completed: bool) -> int:
+        """Store ``sample_ids`` at ``now`` from entry ``start`` on (lock held); the new total. On every query's
+        path (SingleStream: twice per review, inside LoadGen's callback): one sample is stored as a scalar,
+        several times cheaper than a slice assignment from a list."""
+        end = start + len(sample_ids)
+        if end > len(self._issued_ids):
+            self._make_room(end)
+        ids, times = (self._completed_ids, self._completed_ns) if completed else (self._issued_ids, self._issued_ns)
+        if end - start == 1:
+            ids[start] = sample_ids[0]
+        else:
+            ids[start:end] = sample_ids
+        times[start:end] = now
+        return end
 
     def _entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Copies of the issued ids and times and the completed ids and times recorded so far."""

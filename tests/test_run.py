@@ -94,6 +94,29 @@ def test_accuracy_run_on_a_part_of_the_split_matches_direct_evaluation_and_is_no
 
 
 @pytest.mark.slow
+def test_an_int8_run_through_loadgen_logs_the_int8_labels_and_records_its_precision(dataset_path, test_split,
+                                                                                   tmp_path, capsys):
+    """--precision int8 end to end: LoadGen's accuracy log holds the int8 kernel's own labels for every review,
+    the summary and run.json name the precision, and the labels are nearly all fp32's."""
+    from model.backends import create_backend
+
+    out = tmp_path / "int8"
+    code = run.main(["--scenario", "Offline", "--accuracy", "--precision", "int8", "--dataset-path",
+                     str(dataset_path), "--count", "1000", "--output-dir", str(out)])
+    assert code == 0
+    head = test_split.head(1000)
+    int8 = create_backend("folded", precision="int8").labels(head.token_ids)
+    fp32 = create_backend("folded").labels(head.token_ids)
+    entries = json.loads((out / "mlperf_log_accuracy.json").read_text())
+    logged = {e["qsl_idx"]: int(np.frombuffer(bytes.fromhex(e["data"]), "<i8")[0]) for e in entries}
+    assert [logged[i] for i in range(1000)] == int8.tolist()
+    assert (int8 == fp32).mean() >= 0.995
+    record = read_run_record(out)
+    assert record.backend.precision == "int8" and record.backend.tables_source in ("cache", "built")
+    assert "Backend: folded (int8)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_existing_output_folder_is_refused_and_left_alone(tmp_path):
     out = tmp_path / "earlier"
     out.mkdir()

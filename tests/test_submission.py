@@ -461,3 +461,26 @@ def test_runs_made_outside_git_need_the_commit_of_their_code(runs, system_yaml, 
     base = assemble(unknown, system_yaml, tmp_path / "out", source_commit="HEAD")
     assert json.loads((base / "documentation" / "submission.json").read_text())["source_commit"] == head
     assert (base / "src" / "seq2cnn" / "run.py").is_file()
+
+
+def test_int8_and_bf16_runs_state_their_scheme_in_calibration_md_and_measurements():
+    """A submission with int8 (or bf16) runs says in calibration.md how the tables were reduced, from the weights
+    alone, and measurements.json gives the int8 scheme and data types; an fp32 one says no quantization."""
+    from types import SimpleNamespace
+
+    from model.quantization import INT8_SCHEME
+    from tools.submission.documents import calibration_text, weight_data_types, weight_transformation
+
+    def run(precision):
+        backend = SimpleNamespace(name="folded", precision=precision, weights="model/seq2cnn.safetensors",
+                                  weights_sha256="ab" * 32)
+        return SimpleNamespace(record=SimpleNamespace(backend=backend))
+
+    text = calibration_text([run("fp32"), run("int8"), run("bf16")])
+    assert "No calibration." in text and "quantized the folded tables to int8 with one scale per output channel" in text
+    assert "rounded the folded tables to bf16" in text and "from the weights alone" in text
+    assert "- folded (int8): " in text and INT8_SCHEME in text
+    assert "No calibration and no quantization." in calibration_text([run("fp32")])
+    assert INT8_SCHEME in weight_transformation("folded", "int8")
+    assert weight_data_types(run("int8").record.backend).startswith("int8 (folded tables")
+    assert weight_data_types(run("fp32").record.backend) == "fp32"

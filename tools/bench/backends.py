@@ -10,8 +10,9 @@ latency of a short real LoadGen SingleStream run. It also times the machine's
 fp32 matrix multiply, so each backend's own arithmetic rate can be read as a
 share of what the hardware does on dense math. The table goes to stdout and
 the same figures to a JSON file. The folded backend is measured once per table
-precision (``--precisions``, fp32 and bf16), with its accuracy on all 25,000
-test reviews and, for bf16, its label agreement with fp32 there; the header
+precision (``--precisions``, fp32, bf16 and int8), with its accuracy on all
+25,000 test reviews and, for bf16 and int8, its label agreement with fp32
+there; the header
 gives the machine's memory read speed, the ceiling of a kernel that streams
 its tables from DRAM.
 
@@ -47,6 +48,8 @@ from sut.runner import run_benchmark
 
 log = logging.getLogger("tools.bench")
 
+#: bytes of one table value in each precision of the folded backend
+TABLE_VALUE_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 #: multiply-adds per review of the reference: 2 convolutions over 1000 positions
 REFERENCE_FLOP_PER_REVIEW = 2 * 1024 * 1024 * (3 * 998 + 4 * 997)
 
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
             row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
             row["agreement_reviews"] = len(split)
-        if name == "folded":  # fast enough for all 25,000: accuracy, and bf16's agreement with fp32
+        if name == "folded":  # fast enough for all 25,000: accuracy, and bf16's and int8's agreement with fp32
             all_logits = batched_logits(backend, full, all_batches)
             row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
             if precision == "fp32":
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         row["own_gflop_per_s"] = rate * own_flop_per_review(name, measured) / 1e9
         if name == "folded":  # every token reads its 7 table rows once per review
             row["table_gb_per_s"] = rate * float(np.mean(np.minimum(measured, 1000))) * 7 * 1024 * \
-                (2 if precision == "bf16" else 4) / 1e9
+                TABLE_VALUE_BYTES[precision] / 1e9
         row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
         rows.append(row)
         log.info("%s: %s", name, row)

@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from model.paths import DEFAULT_WEIGHTS, recorded_sha256
+from model.quantization import INT8_SCHEME
 from readback.benchmark import MODEL_NAME
 from readback.cluster import ClusterInfo
 from readback.run_files import RUN_RECORD_FILE, VERIFY_ACCURACY_FILE
@@ -26,6 +27,11 @@ WEIGHT_TRANSFORMATIONS = {
 #: What the folded backend's bf16 precision adds to its transformation.
 BF16_TABLES = ("the 7 tables (bias folded into tap 0) then rounded to bf16, round to nearest even, at load; sums, "
                "maxima and the classifier in fp32")
+#: What the folded backend's int8 precision adds to its transformation (the scheme of :mod:`model.quantization`).
+INT8_TABLES = ("the 7 tables then quantized to int8 at load: " + INT8_SCHEME)
+#: The weights' data types a run of each table precision computes with.
+WEIGHT_DATA_TYPES_BY_PRECISION = {"bf16": "bf16 (folded tables), fp32 (classifier)",
+                                  "int8": "int8 (folded tables, one fp32 scale per channel), fp32 (biases, classifier)"}
 INPUT_DATA_TYPES = "int32 token ids (at most 1000 per review)"
 WEIGHT_DATA_TYPES = "fp32"
 
@@ -33,11 +39,12 @@ WEIGHT_DATA_TYPES = "fp32"
 def weight_transformation(name: str, precision: str, nothing: str = "none") -> str:
     """What the backend ``name`` in ``precision`` did to the weights before inference; ``nothing`` if nothing."""
     done = WEIGHT_TRANSFORMATIONS.get(name, nothing)
-    return f"{done}; {BF16_TABLES}" if precision == "bf16" else done
+    reduced = {"bf16": BF16_TABLES, "int8": INT8_TABLES}.get(precision)
+    return f"{done}; {reduced}" if reduced else done
 
 
 def weight_data_types(backend: BackendInfo) -> str:
-    return "bf16 (folded tables), fp32 (classifier)" if backend.precision == "bf16" else WEIGHT_DATA_TYPES
+    return WEIGHT_DATA_TYPES_BY_PRECISION.get(backend.precision, WEIGHT_DATA_TYPES)
 
 
 def command_line(record: RunRecord) -> str:
@@ -106,15 +113,20 @@ def ray_description(cluster: ClusterInfo) -> dict[str, object]:
 
 
 def calibration_text(runs: list[RunFolder]) -> str:
-    """``documentation/calibration.md``: what calibration or quantization was done (none, or bf16 tables by
-    rounding, with no calibration data), and what each backend did."""
+    """``documentation/calibration.md``: what calibration or quantization was done (none, bf16 tables by
+    rounding, or int8 tables with scales from the weights alone: no calibration data either way), and what each
+    backend did."""
     backends = sorted({(run.record.backend.name, run.record.backend.precision) for run in runs})
     weights = sorted({(Path(run.record.backend.weights).name, run.record.backend.weights_sha256) for run in runs})
-    reduced = any(precision != "fp32" for _, precision in backends)
+    reduced = sorted({precision for _, precision in backends} - {"fp32"})
     if reduced:
-        summary = (f"No calibration. Runs of this submission ({MODEL_NAME}) with bf16 precision rounded the folded "
-                   "tables to bf16 (round to nearest even), with no data set involved; every other value, and every "
-                   "other run, is fp32. The trained fp32 weights:")
+        how = {"bf16": "with bf16 precision rounded the folded tables to bf16 (round to nearest even)",
+               "int8": ("with int8 precision quantized the folded tables to int8 with one scale per output channel "
+                        "and branch, the largest magnitude of that channel's table values / 127, derived from the "
+                        "weights alone")}
+        summary = (f"No calibration. Runs of this submission ({MODEL_NAME}) "
+                   f"{'; runs '.join(how[precision] for precision in reduced)}, with no data set involved; every "
+                   "other value, and every other run, is fp32. The trained fp32 weights:")
     else:
         summary = (f"No calibration and no quantization. Every run of this submission ({MODEL_NAME}) computed in "
                    f"{WEIGHT_DATA_TYPES} with the trained {WEIGHT_DATA_TYPES} weights as they are:")
