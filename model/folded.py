@@ -17,7 +17,7 @@ Two exact rewrites of the reference computation (padding to 1000 ids, two
    so it is applied after the max.
 
 On the CPU, :func:`folded_features` is the fused kernel (numba, GIL released).
-The tables are cut into tiles of 32 channels (:class:`TiledTables`); in a
+The tables are cut into tiles of 32 or 64 channels (:class:`TiledTables`); in a
 tile each word's 7 tap rows lie side by side, so a token costs one contiguous
 read, and a tile (4.7 MB) stays in cache while every review of a batch streams
 through it: the tiles run in parallel, the reviews one after the other. The
@@ -112,10 +112,10 @@ class FoldedTables:
         taps = np.concatenate([table3, table4], axis=0)  # (7, vocab, channels)
         taps[0] = bias3 + taps[0]  # fp32, as the kernel used to add them: bias first
         taps[3] = bias4 + taps[3]
+        if precision == "bf16":  # rounded value by value, then tiled once
+            taps = torch.from_numpy(taps).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
         tiles = tile_taps(taps, precision)
         del taps
-        if precision == "bf16":
-            tiles = cache_line_aligned(torch.from_numpy(tiles).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16))
         return TiledTables(tiles, *self.padding_vectors, self.classifier_weight, self.classifier_bias,
                            self.elu_alpha, self.max_length, precision)
 
@@ -134,9 +134,9 @@ class TiledTables:
     """The CPU kernel's tables: tiles of ``width`` channels (:data:`TILE_CHANNELS`), each word's 7 tap rows side
     by side.
 
-    ``tiles`` has shape (channels / width, vocab * 7 * width), its first byte on
-    a cache line: fp32, for bf16 the
-    values' bit patterns as uint16, for int8 the integers. ``pad3``/``pad4``
+    ``tiles`` has shape (channels / width, vocab * 7 * width), its first byte
+    on a cache line: fp32, for bf16 the values' bit patterns as uint16, for
+    int8 the integers. ``pad3``/``pad4``
     (channels,) are the all-padding vectors (fp32, or the int16 sums of the
     padding row's integers). For int8, ``scale`` and ``bias`` (2 * channels,)
     fp32 turn the integer maxima back into pre-activations (``maxima * scale +
