@@ -74,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, help="safetensors weights (default: the shipped model/seq2cnn.safetensors)")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="benchmark rules (default: %(default)s)")
-    parser.add_argument("--user-conf", type=Path, default=DEFAULT_USER_CONF, help="system tuning (default: %(default)s)")
+    parser.add_argument("--user-conf", type=Path,
+                        help=f"system tuning (default: {DEFAULT_USER_CONF} for fp32 tables, the user-bf16.conf and "
+                             "user-int8.conf beside it for --precision bf16 and int8)")
     parser.add_argument("--output-dir", type=Path, help="new folder for this run's logs (must not exist)")
     parser.add_argument("--count", type=int, help="use only the first N test reviews (balanced), for quick runs")
     parser.add_argument("--backend", choices=list(BACKENDS), default="folded",

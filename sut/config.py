@@ -18,7 +18,7 @@ from qsl.vocabulary import DEFAULT_VOCABULARY
 from readback.run_record import RunKind
 from readback.test01 import Baselines
 from sut.compliance import compliance_test
-from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF
+from sut.settings import DEFAULT_MLPERF_CONF, default_user_conf
 
 DEFAULT_RESULTS_DIR = Path("results")
 #: The folded backend's Offline batches (reviews, token ids): large, because its kernel streams a whole batch
@@ -54,7 +54,8 @@ class RunConfig:
     model_path: Path = DEFAULT_WEIGHTS
     vocabulary_path: Path = DEFAULT_VOCABULARY
     mlperf_conf: Path = DEFAULT_MLPERF_CONF
-    user_conf: Path = DEFAULT_USER_CONF
+    #: None: the shipped tuning of the run's precision (:func:`sut.settings.default_user_conf`)
+    user_conf: Path | None = None
     output_dir: Path | None = None
     count: int | None = None
     backend: str = "folded"
@@ -79,6 +80,10 @@ class RunConfig:
     ray_actors: int | None = None
     ray_actor_cpus: float | None = None
     ray_in_flight: int = DEFAULT_IN_FLIGHT
+
+    def __post_init__(self) -> None:
+        if self.user_conf is None:
+            self.user_conf = default_user_conf(self.precision)
 
     def batching(self) -> tuple[int, int]:
         """The most reviews and token ids per batch: as given, else the default (:data:`OFFLINE_BATCHING` for

@@ -58,7 +58,7 @@ class SampleLedger:
             capacity *= 2
         if capacity == self.capacity:
             return
-        log.warning("sample ledger: more samples than the %s LoadGen was expected to generate; growing to %s",
+        log.info("sample ledger: more samples than the %s LoadGen was expected to generate; growing to %s",
                     f"{self.capacity:,}", f"{capacity:,}")
         for name in ("_issued_ids", "_issued_ns", "_completed_ids", "_completed_ns"):
             old = getattr(self, name)
@@ -88,9 +88,10 @@ class SampleLedger:
         ids, times = (self._completed_ids, self._completed_ns) if completed else (self._issued_ids, self._issued_ns)
         if end - start == 1:
             ids[start] = sample_ids[0]
+            times[start] = now
         else:
             ids[start:end] = sample_ids
-        times[start:end] = now
+            times[start:end] = now
         return end
 
     def _entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -53,6 +53,16 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_MLPERF_CONF = CONFIG_DIR / "mlperf.conf"
 DEFAULT_USER_CONF = CONFIG_DIR / "user.conf"
+#: the tuning shipped for each table precision of the folded backend: fp32's in ``user.conf``; bf16 and int8
+#: tables run several times faster, so LoadGen must expect more of them (a SingleStream ``target_latency``
+#: above the mean latency runs out of prepared queries before ``min_duration``: INVALID)
+USER_CONF_BY_PRECISION = {"fp32": DEFAULT_USER_CONF, "bf16": CONFIG_DIR / "user-bf16.conf",
+                          "int8": CONFIG_DIR / "user-int8.conf"}
+
+
+def default_user_conf(precision: str) -> Path:
+    """The shipped ``user.conf`` for ``precision`` (:data:`USER_CONF_BY_PRECISION`), fp32's for any other."""
+    return USER_CONF_BY_PRECISION.get(precision, DEFAULT_USER_CONF)
 
 SCENARIOS = {
     "SingleStream": lg.TestScenario.SingleStream,

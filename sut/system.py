@@ -5,7 +5,9 @@ How each scenario is scheduled:
 
 - SingleStream and MultiStream: the query is computed inside ``issue_queries``
   on LoadGen's thread, as one batch (1 review, or the query's 8 reviews): no
-  thread hand-off on the latency path.
+  thread hand-off on the latency path, and the responses written into memory
+  reserved once (:class:`sut.responses.ResponseBuffer`: LoadGen has one such
+  query outstanding at a time).
 - Offline: ``issue_queries`` sorts the query's reviews by length, cuts them
   into batches of at most ``max_batch_size`` reviews and ``max_batch_tokens``
   token ids (similar lengths batch well on every backend), enqueues them and
@@ -45,7 +47,7 @@ from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
 from sut.executor import Executor, check_labels
 from sut.ledger import SampleLedger
-from sut.responses import complete_samples, complete_without_result
+from sut.responses import ResponseBuffer, complete_samples, complete_without_result
 from sut.settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 MAX_WAIT_FRACTION_OF_TARGET = 0.1
 INLINE_SCENARIOS = {"SingleStream", "MultiStream"}
 QUEUED_SCENARIOS = {"Server", "Offline"}
+#: samples of one inline query answered from the reserved response memory (MultiStream's are 8; more are
+#: answered all the same, from an array made for them)
+INLINE_QUERY_SAMPLES = 64
 _STOP = object()
 
 
@@ -87,6 +92,8 @@ class Seq2CNNSystem:
         self.ledger = SampleLedger()
         self.error: BaseException | None = None
         self.failed = threading.Event()
+        #: inline scenarios answer each query from memory reserved once (one query is outstanding at a time)
+        self._responses = ResponseBuffer(INLINE_QUERY_SAMPLES) if scenario in INLINE_SCENARIOS else None
         self._queue: queue.Queue = queue.Queue()
         self._workers: list[threading.Thread] = []
         if scenario in QUEUED_SCENARIOS:
@@ -102,7 +109,7 @@ class Seq2CNNSystem:
     def issue_queries(self, query_samples: Sequence[lg.QuerySample]) -> None:
         samples = [(sample.id, sample.index) for sample in query_samples]
         self.ledger.record_issued([sample_id for sample_id, _ in samples])
-        if self.scenario in INLINE_SCENARIOS:
+        if self._responses is not None:  # SingleStream, MultiStream
             self._run_batch(samples)
         elif self.scenario == "Offline":
             for batch in self._length_sorted_batches(samples):
@@ -143,6 +150,8 @@ class Seq2CNNSystem:
             return
         if self.failed.is_set():
             complete_without_result(ids)
+        elif self._responses is not None:
+            self._responses.complete(ids, labels)
         else:
             complete_samples(ids, labels)
         self.ledger.record_completed(ids)

@@ -94,14 +94,18 @@ def test_accuracy_run_on_a_part_of_the_split_matches_direct_evaluation_and_is_no
 
 
 @pytest.mark.slow
-def test_an_int8_run_through_loadgen_logs_the_int8_labels_and_records_its_precision(dataset_path, test_split,
-                                                                                   tmp_path, capsys):
-    """--precision int8 end to end: LoadGen's accuracy log holds the int8 kernel's own labels for every review,
-    the summary and run.json name the precision, and the labels are nearly all fp32's."""
+@pytest.mark.parametrize("scenario", ["Offline", "MultiStream"])
+def test_an_int8_run_through_loadgen_logs_the_int8_labels_and_records_its_precision(scenario, dataset_path,
+                                                                                   test_split, tmp_path, capsys):
+    """--precision int8 end to end, in batches (Offline) and in queries of 8 answered from the inline path's
+    reserved responses (MultiStream): LoadGen's accuracy log holds the int8 kernel's own labels for every
+    review, the summary and run.json name the precision and its shipped tuning, and the labels are nearly
+    all fp32's."""
     from model.backends import create_backend
+    from sut.settings import USER_CONF_BY_PRECISION
 
     out = tmp_path / "int8"
-    code = run.main(["--scenario", "Offline", "--accuracy", "--precision", "int8", "--dataset-path",
+    code = run.main(["--scenario", scenario, "--accuracy", "--precision", "int8", "--dataset-path",
                      str(dataset_path), "--count", "1000", "--output-dir", str(out)])
     assert code == 0
     head = test_split.head(1000)
@@ -113,6 +117,7 @@ def test_an_int8_run_through_loadgen_logs_the_int8_labels_and_records_its_precis
     assert (int8 == fp32).mean() >= 0.995
     record = read_run_record(out)
     assert record.backend.precision == "int8" and record.backend.tables_source in ("cache", "built")
+    assert [Path(f.path) for f in record.settings.config_files][-1] == USER_CONF_BY_PRECISION["int8"]
     assert "Backend: folded (int8)" in capsys.readouterr().out
 
 

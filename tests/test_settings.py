@@ -21,7 +21,9 @@ from sut.settings import (
     DEFAULT_USER_CONF,
     MODEL_NAME,
     SCENARIOS,
+    USER_CONF_BY_PRECISION,
     ConfigError,
+    default_user_conf,
     load_run_settings,
 )
 
@@ -98,11 +100,28 @@ def test_seeds_come_from_loadgen_built_in_rules_on_every_load(scenario):
             assert getattr(settings, name) == getattr(reference, name), name
 
 
-def test_shipped_configs_load_and_use_only_keys_loadgen_reads(caplog):
+@pytest.mark.parametrize("precision", sorted(USER_CONF_BY_PRECISION))
+def test_shipped_configs_load_and_use_only_keys_loadgen_reads(precision, caplog):
+    """mlperf.conf with each precision's user.conf: every line is one LoadGen reads, and each sets all four
+    scenarios' expectations (a conf that left one to LoadGen's defaults would size that scenario's runs wrong)."""
+    user_conf = default_user_conf(precision)
     with caplog.at_level(logging.WARNING, logger="sut.settings"):
         for scenario in SCENARIOS:
-            load_test_settings(scenario, "performance")
+            load_test_settings(scenario, "performance", DEFAULT_MLPERF_CONF, user_conf)
     assert caplog.records == []
+    tuned = {line.split("=")[0].strip() for line in user_conf.read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    assert tuned == {"seq2cnn.SingleStream.target_latency", "seq2cnn.MultiStream.target_latency",
+                     "seq2cnn.Offline.target_qps", "seq2cnn.Server.target_qps"}
+
+
+def test_each_precision_runs_with_its_own_shipped_tuning_unless_one_is_given(tmp_path):
+    from sut.config import RunConfig
+
+    assert RunConfig().user_conf == DEFAULT_USER_CONF
+    assert RunConfig(precision="int8").user_conf == USER_CONF_BY_PRECISION["int8"] != DEFAULT_USER_CONF
+    assert RunConfig(precision="bf16").user_conf.name == "user-bf16.conf"
+    assert RunConfig(precision="int8", user_conf=tmp_path / "mine.conf").user_conf == tmp_path / "mine.conf"
 
 
 def test_user_conf_is_read_after_mlperf_conf(tmp_path):
