@@ -12,7 +12,7 @@ ifdef DATASET
 export SEQ2CNN_DATASET := $(DATASET)
 endif
 
-.PHONY: install run evaluate test test-fast
+.PHONY: install run evaluate test test-fast campaign
 
 install: $(VENV)/.installed
 
@@ -37,3 +37,8 @@ test-fast: install
 
 run: install
 	$(PY) run.py --scenario $(SCENARIO) $(ARGS)
+
+# A whole submission: every run the system type needs, the tree, its check and report (ARGS=--quick: minutes).
+SYSTEM ?= configs/systems/example.yaml
+campaign: install
+	$(PY) -m tools.campaign --system $(SYSTEM) $(ARGS)

@@ -227,7 +227,7 @@ class SubmissionChecker:
         return None
 
     def _check_system(self, base: Path, system: str) -> None:
-        description = self._check_description(base / layout.system_file(system), system, base)
+        description = self.check_description(base / layout.system_file(system), system, base)
         system_type = layout.SYSTEM_TYPES.get(str(description.get("system_type"))) if description else None
         benchmark_parent = base / "results" / system
         for model in sorted(_subfolders(benchmark_parent) - {MODEL_NAME}):
@@ -252,7 +252,9 @@ class SubmissionChecker:
             self.scenarios.append((system, scenario))
             ScenarioCheck(self, base, system, scenario).run()
 
-    def _check_description(self, path: Path, system: str, base: Path) -> dict:
+    def check_description(self, path: Path, system: str, base: Path) -> dict:
+        """The system description at ``path`` (of ``system``, in the tree folder ``base``), its problems added;
+        its content ({} when unreadable)."""
         try:
             description = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
