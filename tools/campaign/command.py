@@ -161,11 +161,16 @@ def check_folder(folder: Path, fingerprint: Fingerprint) -> Manifest:
     return manifest
 
 
+def free_bytes(path: Path) -> int:
+    """Bytes free on the disk that holds ``path``."""
+    return shutil.disk_usage(path).free
+
+
 def check_disk(folder: Path, plan: list[PlannedRun], manifest: Manifest) -> None:
     """:class:`CampaignError` when the disk holding ``folder`` has less room than the runs still to make need."""
     existing = folder if folder.exists() else next(parent for parent in folder.parents if parent.exists())
     left = [run for run in plan if not any(one.good for one in manifest.runs.get(run.name, []))]
-    needed, free = needed_bytes(left), shutil.disk_usage(existing).free
+    needed, free = needed_bytes(left), free_bytes(existing)
     if free < needed:
         raise CampaignError(f"the disk of {existing} has {free / 1e9:.1f} GB free; the plan's runs and tree need about "
                             f"{needed / 1e9:.1f} GB: free some space or pass a --folder on another disk")
@@ -399,13 +404,13 @@ def prepare(args: argparse.Namespace) -> Campaign:
     git = git_commit()
     if git["commit"] == "unknown":
         raise CampaignError(f"{REPO} is not a git checkout: a campaign's tree holds the code of its commit")
-    if git["dirty"]:
-        raise CampaignError(f"{REPO} has uncommitted changes: the tree's src/ holds the commit, so its runs must come "
-                            "from that commit alone; commit or stash them first")
     fingerprint = fingerprint_now(args.backend, args.precision, mlperf_conf, user_conf, scenarios, args.quick)
     manifest = check_folder(folder, fingerprint)
     plan = plan_campaign(scenarios, mlperf_conf, user_conf)
     check_disk(folder, plan, manifest)
+    if git["dirty"] and not args.dry_run:
+        raise CampaignError(f"{REPO} has uncommitted changes: the tree's src/ holds the commit, so its runs must come "
+                            "from that commit alone; commit or stash them first")
     return Campaign(folder, config, system_type, plan, mlperf_conf, user_conf, args.precision, args.backend,
                     args.dataset_path, args.retries, args.quick, manifest)
 
@@ -447,6 +452,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         campaign = prepare(args)
         if args.dry_run:
             print_plan(campaign)
+            if git_commit()["dirty"]:
+                print("(the checkout has uncommitted changes: commit them before the campaign runs)")
             return 0
         with locked(campaign.folder), stop_on_signals():
             if campaign.quick and not (campaign.folder / QUICK_RULES_FILE).is_file():
