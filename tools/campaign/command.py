@@ -445,7 +445,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 s runs: the whole chain in minutes, not valid for submission")
     parser.add_argument("--dry-run", action="store_true", help="check everything and print the plan; run nothing")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the campaign speaks in its own lines on stdout; the packer's and the report's file-by-file INFO stays out
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.retries < 0:
         parser.error("--retries must be 0 or more")
     try:

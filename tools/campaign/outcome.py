@@ -53,7 +53,8 @@ def result_text(record: RunRecord) -> str:
     result = record.result
     if result is None or result.headline is None:
         return "no result"
-    return f"{result.headline.text()} {result.headline.name}"
+    name = result.headline.name
+    return result.headline.text() if name.endswith("per second") else f"{result.headline.text()} {name}"
 
 
 def outcome_of(folder: Path, kind: str, fingerprint: Fingerprint) -> Outcome:
