@@ -131,8 +131,9 @@ def _children_alive(folder: Path) -> list[str]:
 @pytest.mark.slow
 def test_a_quick_campaign_killed_in_its_second_run_goes_on_and_its_tree_passes(dataset_path, tmp_path):
     folder = tmp_path / "campaign"
+    # 10 s TEST01 runs on a shared machine miss the 10 % speed check now and then: retried as a user would
     args = [sys.executable, "-m", "tools.campaign", "--system", str(EXAMPLE_SYSTEM), "--quick", "--folder", str(folder),
-            "--dataset-path", str(dataset_path)]
+            "--dataset-path", str(dataset_path), "--retries", "4"]
     first = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     second_record = folder / "runs" / "SingleStream-performance-1" / "run.json"  # written as the run starts
     try:
@@ -155,8 +156,10 @@ def test_a_quick_campaign_killed_in_its_second_run_goes_on_and_its_tree_passes(d
     assert "[2/6] SingleStream performance: runs/SingleStream-performance-1 not reused (interrupted" in out
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert len(manifest["runs"]["SingleStream-accuracy"]) == 1
-    assert [t["folder"] for t in manifest["runs"]["SingleStream-performance"]] == [
-        "runs/SingleStream-performance-1", "runs/SingleStream-performance-2"]
+    performance_tries = [t["folder"] for t in manifest["runs"]["SingleStream-performance"]]
+    assert performance_tries[:2] == ["runs/SingleStream-performance-1", "runs/SingleStream-performance-2"]
+    # a retried TEST01 is made with its performance run again: one TEST01 per performance try after the kill
+    assert len(manifest["runs"]["SingleStream-TEST01"]) == len(performance_tries) - 1
     assert json.loads((folder / "runs/SingleStream-performance-1/run.json").read_text())["status"] == "interrupted"
     records = sorted((folder / "submission").rglob("run.json"))
     kinds = sorted((json.loads(r.read_text())["scenario"], json.loads(r.read_text())["kind"]) for r in records)

@@ -10,8 +10,8 @@ makes each run with ``run.py`` in a process of its own (its output in ``logs/``)
 progress line before each and its verdict after. The folder's manifest (:mod:`tools.campaign.manifest`) lets the
 same command, started again after a stop of any kind, reuse every run that finished well with the same commit,
 weights, precision and config files, and make the others again, each try in a new folder. A TEST01 whose
-accuracy check passed and whose performance check did not (the noise of a shared machine) is tried again, up to
-``--retries`` more times; every try is kept. When every run is made, it packs the tree
+accuracy check passed and whose performance check did not (the noise of a shared machine) is tried again, with
+its performance run made again just before it, up to ``--retries`` more times; every try is kept. When every run is made, it packs the tree
 (:func:`tools.submission.pack.assemble`), checks it with the project's checker (accuracy recomputed from the full
 logs), writes the report and ends with one table.
 
@@ -101,6 +101,8 @@ class Campaign:
     #: the run folder each finished run name uses in the tree
     chosen: dict[str, Path] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: time.monotonic() when the runs began
+    started: float = 0.0
 
 
 def _die_with_parent() -> None:
@@ -264,9 +266,34 @@ def _stop_child(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def make_run(campaign: Campaign, run: PlannedRun, head: str, note: str = "") -> int | None:
+    """Make one try of ``run`` with its progress lines; it becomes the run the tree uses. A stopping exit
+    status, or None to go on."""
+    elapsed = time.monotonic() - campaign.started
+    remaining = sum(r.expected_s for r in campaign.plan if r.name not in campaign.chosen) + \
+        (run.expected_s if run.name in campaign.chosen else 0)
+    print(f"{head}: starting (expected {minutes(run.expected_s)}; elapsed {minutes(elapsed)}, ETA {minutes(remaining)})"
+          + note, flush=True)
+    began = time.monotonic()
+    output, status = make_try(campaign, run)
+    outcome = outcome_of(output, run.kind, campaign.manifest.fingerprint)
+    print(f"{head}: {outcome.text} ({minutes(time.monotonic() - began)}) -> {output.relative_to(campaign.folder)}",
+          flush=True)
+    if status not in (0, 1):  # bad input, inference failed, stopped, or killed: nothing to go on with
+        log_file = campaign.folder / "logs" / f"{output.name}.log"
+        print(f"{head}: run.py ended with status {status}; its output is in {log_file}", flush=True)
+        return STOPPING_STATUSES.get(status, 3)
+    campaign.chosen[run.name], campaign.outcomes[run.name] = output, outcome
+    return None
+
+
 def execute(campaign: Campaign) -> int | None:
-    """Every run of the plan, reusing what can be reused; a stopping exit status, or None when all were made."""
-    started = time.monotonic()
+    """Every run of the plan, reusing what can be reused; a stopping exit status, or None when all were made.
+
+    A TEST01 whose speed check alone failed is tried again with its performance run made again just before
+    it: the pair measured back to back, as the first time (the machine's speed drifts over minutes, so a
+    new TEST01 against an old performance run would be held against a moment that is gone)."""
+    campaign.started = time.monotonic()
     total = len(campaign.plan)
     for number, run in enumerate(campaign.plan, 1):
         head = f"[{number}/{total}] {run.scenario} {run.kind}"
@@ -282,26 +309,21 @@ def execute(campaign: Campaign) -> int | None:
             if run.kind == "TEST01" and last.baselines != _baselines(campaign, run):
                 why = "its accuracy or performance run was made again"
             print(f"{head}: {last.folder} not reused ({why}); making it again", flush=True)
-        attempts = 1 + (campaign.retries if run.kind == "TEST01" else 0)
-        for attempt in range(1, attempts + 1):
-            elapsed = time.monotonic() - started
-            remaining = sum(r.expected_s for r in campaign.plan[number - 1:] if r.name not in campaign.chosen)
-            print(f"{head}: starting (expected {minutes(run.expected_s)}; elapsed {minutes(elapsed)}, "
-                  f"ETA {minutes(remaining)})" + (f", try {attempt} of {attempts}" if attempt > 1 else ""), flush=True)
-            began = time.monotonic()
-            output, status = make_try(campaign, run)
-            outcome = outcome_of(output, run.kind, campaign.manifest.fingerprint)
-            print(f"{head}: {outcome.text} ({minutes(time.monotonic() - began)}) -> "
-                  f"{output.relative_to(campaign.folder)}", flush=True)
-            if status not in (0, 1):  # bad input, inference failed, stopped, or killed: nothing to go on with
-                log_file = campaign.folder / "logs" / f"{output.name}.log"
-                print(f"{head}: run.py ended with status {status}; its output is in {log_file}", flush=True)
-                return STOPPING_STATUSES.get(status, 3)
-            campaign.chosen[run.name], campaign.outcomes[run.name] = output, outcome
-            if outcome.good or not outcome.speed_only:
+        stopped = make_run(campaign, run, head)
+        if stopped is not None:
+            return stopped
+        tries = 1 + (campaign.retries if run.kind == "TEST01" else 0)
+        for attempt in range(2, tries + 1):
+            if not campaign.outcomes[run.name].speed_only:
                 break
-            if attempt < attempts:
-                print(f"{head}: only the speed check failed (accuracy passed): trying again", flush=True)
+            print(f"{head}: only the speed check failed (accuracy passed): making the performance run and TEST01 "
+                  f"again, try {attempt} of {tries}", flush=True)
+            performance = next(r for r in campaign.plan if r.scenario == run.scenario and r.kind == "performance")
+            for again in (performance, run):
+                stopped = make_run(campaign, again, f"[{number}/{total}] {again.scenario} {again.kind}",
+                                   f", try {attempt} of {tries}")
+                if stopped is not None:
+                    return stopped
     return None
 
 
@@ -440,7 +462,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="benchmark rules (default: %(default)s)")
     parser.add_argument("--user-conf", type=Path, help="system tuning (default: the shipped one of --precision)")
-    parser.add_argument("--retries", type=int, default=2, help="more tries of a TEST01 whose speed check alone failed "
+    parser.add_argument("--retries", type=int, default=2, help="more tries of a TEST01 whose speed check alone failed, "
+                                                               "each with its performance run made again first "
                                                                "(default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="10 s runs: the whole chain in minutes, not valid for submission")
     parser.add_argument("--dry-run", action="store_true", help="check everything and print the plan; run nothing")
