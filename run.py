@@ -17,7 +17,8 @@ summary); 1 accuracy below the 99% target, a failed compliance test, or no
 VALID rate in a peak search; 2 bad input (the message says what and where),
 or a disk that filled during the run; 3 inference failed during the run
 (an error of any Python type raised by the backend, locally or on a Ray
-actor, or every Ray actor died), or an error of this program's own (its
+actor, a batch that got no answer within the stall bound: --stall-timeout,
+or every Ray actor died or hung), or an error of this program's own (its
 traceback is logged);
 130 / 143 stopped by SIGINT / SIGTERM (run.json then says "interrupted").
 """
@@ -59,6 +60,7 @@ from sut.interrupts import interrupts_raise
 from sut.loadgen_driver import loadgen_running
 from sut.runner import RunOutcome, run_benchmark
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS
+from sut.stall import DEFAULT_STALL_CEILING_S, DEFAULT_STALL_FLOOR_S, STALL_FACTOR
 
 log = logging.getLogger("run")
 
@@ -129,6 +131,15 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                           "1 for a GPU actor)")
     ray.add_argument("--ray-in-flight", type=int, default=DEFAULT_IN_FLIGHT,
                      help="batches sent to each actor before its first answers (default: %(default)s)")
+    stall = parser.add_argument_group("stalls (a batch that gets no answer ends the run with exit 3; on Ray the "
+                                      "hung actor is dropped and its batches go to the others)")
+    stall.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_FLOOR_S, dest="stall_timeout_s",
+                       help=f"seconds: the least a batch may wait for its answer before it is a stall; the bound is "
+                            f"{STALL_FACTOR:g}x the batch's expected time from the slowest batch so far, at least this "
+                            "(default: %(default)s)")
+    stall.add_argument("--stall-timeout-max", type=float, dest="stall_timeout_max_s",
+                       help=f"seconds: the most a batch may wait, and the bound before any batch has completed "
+                            f"(default: {DEFAULT_STALL_CEILING_S:g}, or --stall-timeout if larger)")
     parser.add_argument("--trace", action="store_true", help="also write LoadGen's mlperf_log_trace.json")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)

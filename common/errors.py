@@ -8,8 +8,9 @@ to the process's exit code:
   option, a config file, the dataset, the weights, a run folder to compare
   with); the message says what, where, and what to do. Nothing was measured.
 - :class:`InferenceFailedError` (exit 3): the system under test failed while
-  LoadGen was running (a backend error of any Python type, every Ray actor
-  lost); ``run.json`` says ``failed``.
+  LoadGen was running (a backend error of any Python type, a batch that got
+  no answer within the stall bound, every Ray actor lost); ``run.json`` says
+  ``failed``.
 - :class:`RunInterrupted` (exit 128 + signal: 130 for SIGINT, 143 for
   SIGTERM): the run was stopped; ``run.json`` says ``interrupted``. It is a
   ``BaseException``, so that no ``except Exception`` swallows it.
@@ -53,6 +54,11 @@ class InferenceFailedError(Seq2CNNError, RuntimeError):
     def __init__(self, message: str, cause: BaseException | None = None):
         super().__init__(message)
         self.cause = cause
+
+
+class InferenceStalledError(InferenceFailedError):
+    """A batch in flight got no answer within the stall bound (:mod:`sut.stall`): the backend stopped answering
+    (exit 3, as any inference failure)."""
 
 
 class RunInterrupted(BaseException):

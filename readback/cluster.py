@@ -45,6 +45,8 @@ class ClusterInfo:
     actors: list[ActorInfo] = field(default_factory=list)
     in_flight_per_actor: int = 2
     actors_lost: int = 0
+    #: actors that held a batch past its stall bound without dying, and were killed (:mod:`sut.stall`)
+    actors_hung: int = 0
     batches_resubmitted: int = 0
 
     def summary(self, with_address: bool = True) -> str:
@@ -57,7 +59,9 @@ class ClusterInfo:
 
     def faults(self) -> str:
         """What went wrong during the run, to append to :meth:`summary`; empty if nothing did."""
-        if not self.actors_lost:
+        if not self.actors_lost and not self.actors_hung:
             return ""
-        return f"; {self.actors_lost} actor(s) lost, {self.batches_resubmitted} batch(es) resubmitted to other actors"
+        hung = f", {self.actors_hung} hung and killed" if self.actors_hung else ""
+        return (f"; {self.actors_lost} actor(s) lost{hung}, {self.batches_resubmitted} batch(es) resubmitted to other "
+                "actors")
 

@@ -12,3 +12,6 @@ VERIFY_PERFORMANCE_FILE = "verify_performance.txt"
 VERIFICATION_FILE = "verification.json"
 #: a find-peak run's probes, one LoadGen run folder each (:mod:`sut.peak_search`)
 PROBES_DIR = "probes"
+#: a hidden file that holds disk space in a run folder while the run lasts, freed to write the final run.json
+#: (:mod:`sut.run_folder`); a folder whose run was killed keeps it
+RESERVE_FILE = ".space-reserve"

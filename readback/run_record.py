@@ -9,7 +9,9 @@ was expected to build (:class:`sut.load_plan.LoadPlan`), the backend and its
 weights, the dataset, versions, git commit and machine, and the outcome:
 LoadGen's result (with the settings LoadGen says it used), the sample
 bookkeeping, the process's peak memory, the accuracy check, the compliance
-test, or the find-peak search; for a run on Ray, the cluster, its actors and the faults it met.
+test, or the find-peak search; for a run on Ray, the cluster, its actors and the faults it met; and the
+process that makes the run, so that a record left ``running`` by a killed process says so
+(:mod:`readback.run_process`).
 
 Everything that reads a run folder (TEST01 verification, the submission
 packer and checker, the report) reads it through :func:`read_run_record`,
@@ -38,6 +40,7 @@ from readback.cluster import ClusterInfo
 from readback.loadgen_log import LoadGenResult
 from readback.peak_search import PeakSearch
 from readback.run_files import RUN_RECORD_FILE
+from readback.run_process import RunProcess, unfinished_reason
 from readback.settings_record import LoadPlan, SettingsRecord
 from readback.timings import SampleCounts
 
@@ -132,6 +135,12 @@ class RunRecord:
     peak_search: PeakSearch | None = None
     cluster: ClusterInfo | None = None
     error: str | None = None
+    #: the process that makes the run (:mod:`readback.run_process`): a reader can tell a killed run
+    process: RunProcess | None = None
+
+    def unfinished_reason(self) -> str:
+        """Why this is not a finished run's record (for a ``running`` one: whether its process still runs)."""
+        return unfinished_reason(self.status, self.process, self.error)
 
     @property
     def mode(self) -> str:
@@ -174,6 +183,5 @@ def read_finished_run(run_dir: Path, role: str = "run") -> RunRecord:
     """The record of a run that finished (not running, failed or interrupted)."""
     record = read_run_record(run_dir, role)
     if record.status != "finished":
-        detail = f": {record.error}" if record.error else ""
-        raise RunRecordError(f"{role} {run_dir} did not finish (status {record.status!r}{detail}): make it again")
+        raise RunRecordError(f"{role} {run_dir} did not finish ({record.unfinished_reason()}): make it again")
     return record

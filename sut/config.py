@@ -19,6 +19,7 @@ from readback.run_record import RunKind
 from readback.test01 import Baselines
 from sut.compliance import compliance_test
 from sut.settings import DEFAULT_MLPERF_CONF, default_user_conf
+from sut.stall import DEFAULT_STALL_CEILING_S, DEFAULT_STALL_FLOOR_S, StallLimits
 
 DEFAULT_RESULTS_DIR = Path("results")
 #: The folded backend's Offline batches (reviews, token ids): large, because its kernel streams a whole batch
@@ -80,6 +81,9 @@ class RunConfig:
     ray_actors: int | None = None
     ray_actor_cpus: float | None = None
     ray_in_flight: int = DEFAULT_IN_FLIGHT
+    stall_timeout_s: float = DEFAULT_STALL_FLOOR_S
+    #: None: the larger of :data:`sut.stall.DEFAULT_STALL_CEILING_S` and ``stall_timeout_s``
+    stall_timeout_max_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.user_conf is None:
@@ -91,6 +95,14 @@ class RunConfig:
         folded_offline = self.scenario == "Offline" and self.backend == "folded"
         size, tokens = OFFLINE_BATCHING if folded_offline else OTHER_BATCHING
         return self.max_batch_size or size, self.max_batch_tokens or tokens
+
+    @property
+    def stall_limits(self) -> StallLimits:
+        """The floor and ceiling of the bound past which a batch in flight is a stall (:mod:`sut.stall`)."""
+        ceiling = self.stall_timeout_max_s
+        if ceiling is None:
+            ceiling = max(DEFAULT_STALL_CEILING_S, self.stall_timeout_s)
+        return StallLimits(self.stall_timeout_s, ceiling)
 
     @property
     def kind(self) -> RunKind:
@@ -131,6 +143,10 @@ class RunConfig:
             raise RunError("--max-batchsize, --max-batch-tokens and --workers must be at least 1")
         if self.batch_wait_ms < 0:
             raise RunError("--batch-wait-ms must be at least 0")
+        limits = self.stall_limits
+        if not (0 < limits.floor_s <= limits.ceiling_s < float("inf")):
+            raise RunError(f"--stall-timeout {limits.floor_s:g} and --stall-timeout-max {limits.ceiling_s:g}: the stall "
+                           "bound needs 0 < --stall-timeout <= --stall-timeout-max (seconds, finite)")
         if self.compliance:
             compliance_test(self.compliance)
             if self.accuracy or self.find_peak:

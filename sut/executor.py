@@ -84,6 +84,15 @@ class Executor(ABC):
     def describe(self) -> ExecutorInfo:
         """The backend and its tables, for ``run.json``."""
 
+    #: whether the executor declares its own batches in flight stalled (the SUT then times its hand-overs only
+    #: against the stall ceiling, :mod:`sut.stall`)
+    watches_own_stalls: bool = False
+
+    @property
+    def stall_location(self) -> str:
+        """Where a batch handed over waits, for a stall's message."""
+        return f"the {self.describe().backend} backend"
+
     def cluster(self) -> ClusterInfo | None:
         """The cluster the batches ran on, its actors and faults so far; None when they ran in this process."""
         return None

@@ -2,7 +2,7 @@
 
 LoadGen runs on a thread of its own while the main thread logs a line of
 progress every :data:`PROGRESS_SECONDS` and watches the SUT: when inference
-fails, the driver raises :class:`common.errors.InferenceFailedError` at once
+fails, or a batch in flight is past its stall bound (:mod:`sut.stall`), the driver raises :class:`common.errors.InferenceFailedError` at once
 (whatever the Python type of the backend's error) instead of waiting for a
 LoadGen that cannot be stopped. LoadGen's threads cannot be stopped from
 Python either: after a failed or interrupted test, :func:`loadgen_running`
@@ -78,7 +78,7 @@ class LoadGenTest:
         next_progress = started + PROGRESS_SECONDS
         try:
             while thread.is_alive() or self.sut.failed.is_set():
-                if self.sut.failed.wait(timeout=POLL_SECONDS):
+                if self.sut.failed.wait(timeout=POLL_SECONDS) or self.sut.stalled():
                     failure = inference_failure(self.sut.error)
                     raise failure from (failure.cause or None)
                 if time.perf_counter() >= next_progress:

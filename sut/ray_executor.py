@@ -6,8 +6,9 @@
 waits while every actor is full, so that the Server batcher gathers the
 queries that arrive meanwhile into its next batch). Results come back on the
 pool's completion thread with their own sample ids. A batch that cannot
-complete (every actor died, a backend error inside an actor) fails, and the
-run with it (exit 3), as a local backend error does.
+complete (every actor died or hung, a backend error inside an actor) fails,
+and the run with it (exit 3), as a local backend error does; a hung actor
+alone is dropped and its batches go to the others (:mod:`sut.ray_pool`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sut.config import RunConfig
 from sut.executor import Complete, Executor, ExecutorInfo, Fail
 from sut.ray_cluster import RayCluster, check_reachable, import_ray
 from sut.ray_pool import ActorPool, actor_spec, default_actor_count
+from sut.stall import StallLimits
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,11 @@ class RayExecutor(Executor):
 
     def __init__(self, backend: str, weights: Path, device: str = "cpu", threads: int | None = None,
                  precision: str = "fp32", *, address: str | None = None, actors: int | None = None,
-                 actor_cpus: float | None = None, in_flight: int = 2):
+                 actor_cpus: float | None = None, in_flight: int = 2, stall_limits: StallLimits = StallLimits()):
         self.backend_name, self.weights, self.device = backend, Path(weights), device
         self.threads, self.precision = threads, precision
         self.actors, self.actor_cpus, self.in_flight = actors, actor_cpus, in_flight
+        self.stall_limits = stall_limits
         self.ray_cluster = RayCluster(address)
         self.pool: ActorPool | None = None
         #: the cluster and its actors as last seen (kept after the pool closes)
@@ -48,7 +51,7 @@ class RayExecutor(Executor):
         """The actors make their own backends (``--backend``): a ``backend`` object of this process is not used."""
         return cls(config.backend, config.model_path, config.device, config.threads, config.precision,
                    address=config.ray_address, actors=config.ray_actors, actor_cpus=config.ray_actor_cpus,
-                   in_flight=config.ray_in_flight)
+                   in_flight=config.ray_in_flight, stall_limits=config.stall_limits)
 
     @classmethod
     def check_available(cls, config: RunConfig) -> None:
@@ -65,11 +68,19 @@ class RayExecutor(Executor):
         actors = self.actors or default_actor_count(self.ray_cluster, spec)
         log.info("starting %d %s backend actor(s) on Ray (%g CPUs%s each)", actors, self.backend_name, spec.cpus,
                  ", 1 GPU" if spec.gpus else "")
-        self.pool = ActorPool(self.ray_cluster, spec, self.weights, actors, self.in_flight)
+        self.pool = ActorPool(self.ray_cluster, spec, self.weights, actors, self.in_flight,
+                              stall_limits=self.stall_limits)
 
     def run(self, sample_ids: Sequence[int], token_ids: Sequence[np.ndarray], complete: Complete, fail: Fail) -> None:
         assert self.pool is not None, "open() the executor first"
         self.pool.submit(sample_ids, token_ids, complete, fail)
+
+    #: the pool declares a hung actor itself (:meth:`ActorPool._declare_hung`)
+    watches_own_stalls = True
+
+    @property
+    def stall_location(self) -> str:
+        return "the Ray actor pool, waiting for an actor with room"
 
     def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         assert self.pool is not None, "open() the executor first"

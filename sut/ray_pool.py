@@ -10,7 +10,10 @@
   the pool's one completion thread, to the batch's callback.
 
 Faults: an actor that dies (its process killed, its node lost) is dropped, and its batches in flight are
-resubmitted to a live actor, so each batch completes once. With no actor left, every batch in flight and
+resubmitted to a live actor, so each batch completes once. An actor that hangs without dying (stopped,
+swapping, a hung node or device) is seen by the pool's watch thread: once a batch it holds is past its stall
+bound (:mod:`sut.stall`), the actor is declared hung, killed, and its batches go to the live actors the same
+way (counted as ``actors_hung``). With no actor left, every batch in flight and
 every later one fails with :class:`NoActorsLeftError` through its ``on_error`` callback: the run stops, it
 does not hang. A backend error inside an actor fails its batch the same way (the same batch would fail
 again elsewhere). A run that stops without waiting for its batches (:meth:`ActorPool.abandon`) fails every
@@ -44,6 +47,7 @@ from qsl.locations import cache_dir
 from readback.cluster import ActorInfo, ClusterInfo
 from sut.config import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
 from sut.ray_cluster import ClusterError, RayCluster
+from sut.stall import BatchClock, Stall, StallLimits
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +229,8 @@ class ActorPool:
     :meth:`labels` waits for one batch (the Offline calibration)."""
 
     def __init__(self, cluster: RayCluster, spec: ActorSpec, weights_path: Path, actors: int,
-                 in_flight_per_actor: int = DEFAULT_IN_FLIGHT, start_timeout_s: float = ACTOR_START_TIMEOUT_S):
+                 in_flight_per_actor: int = DEFAULT_IN_FLIGHT, start_timeout_s: float = ACTOR_START_TIMEOUT_S,
+                 stall_limits: StallLimits = StallLimits()):
         if actors < 1 or in_flight_per_actor < 1:
             raise ValueError("--ray-actors and --ray-in-flight must be at least 1")
         self.ray = cluster.ray
@@ -248,6 +253,12 @@ class ActorPool:
         self.last_compute_ns = 0
         self._completer = threading.Thread(target=self._complete, name="ray-completion", daemon=True)
         self._completer.start()
+        #: every batch sent, until its answer is in; the watch thread declares an actor hung by it
+        self._clock = BatchClock(stall_limits)
+        self._stopping = threading.Event()
+        self._watch_interval_s = min(1.0, stall_limits.floor_s / 4)
+        self._watcher = threading.Thread(target=self._watch, name="ray-stall-watch", daemon=True)
+        self._watcher.start()
 
     # Start-up ------------------------------------------------------------
 
@@ -344,6 +355,7 @@ class ActorPool:
         batch.actor = actor
         self._in_flight[actor] += 1
         self._pending[batch.serial] = batch
+        self._clock.start(batch.serial, len(batch.sample_ids), f"batch {batch.serial}", self._actor_name(actor))
         reference = self._handles[actor].labels.remote(batch.message)
         if not self._served[actor]:
             self._served[actor] = True
@@ -368,11 +380,14 @@ class ActorPool:
             try:
                 sample_ids, labels, self.last_compute_ns = decode_result(future.result())
             except self.ray.exceptions.RayActorError as error:
+                self._clock.forget(batch.serial)
                 self._resubmit(batch, error)
                 continue
             except BaseException as error:  # noqa: BLE001 - the backend failed inside the actor
+                self._clock.forget(batch.serial)
                 batch.on_error(batch.sample_ids, InferenceFailedError(f"backend actor {batch.actor}: {_cause(error)}"))
                 continue
+            self._clock.stop(batch.serial)
             if not np.array_equal(sample_ids, batch.sample_ids):
                 batch.on_error(batch.sample_ids, InferenceFailedError(
                     f"backend actor {batch.actor} answered batch {batch.serial} with the results of other samples"))
@@ -406,8 +421,53 @@ class ActorPool:
         batch.on_error(batch.sample_ids, InferenceFailedError(ABANDONED_MESSAGE))
 
     def _no_actors_message(self) -> str:
-        return (f"all {len(self._handles)} Ray backend actors died ({self.info.actors_lost} lost during the run); "
-                "nothing is left to run the batches: see the actors' logs (Ray's session folder) and run again")
+        hung = f", {self.info.actors_hung} hung and killed" if self.info.actors_hung else ""
+        return (f"all {len(self._handles)} Ray backend actors died ({self.info.actors_lost} lost{hung} during the "
+                "run); nothing is left to run the batches: see the actors' logs (Ray's session folder) and run again")
+
+    # Stalls --------------------------------------------------------------
+
+    def _actor_name(self, index: int) -> str:
+        actor = self.info.actors[index] if index < len(self.info.actors) else None
+        return f"Ray actor {index}" + (f" (pid {actor.pid} on {actor.node_address})" if actor is not None else "")
+
+    def _watch(self) -> None:
+        """The watch thread: an actor holding a batch past its stall bound is declared hung."""
+        while not self._stopping.wait(self._watch_interval_s):
+            found = self._clock.stalled()
+            if found is not None:
+                self._declare_hung(*found)
+
+    def _declare_hung(self, serial: int, stall: Stall) -> None:
+        """Batch ``serial`` is past its bound: its actor is hung. Kill the actor and send every batch it held
+        to the live actors under new serials (an answer of the old one, if any ever comes, is then ignored)."""
+        with self._lock:
+            batch = self._pending.get(serial)
+            if batch is None or self._abandoned or not self._alive[batch.actor]:
+                self._clock.forget(serial)
+                return
+            index = batch.actor
+            self._alive[index] = False
+            self.info.actors_hung += 1
+            held = sorted((held for held in self._pending.values() if held.actor == index), key=lambda b: b.serial)
+            for stranded in held:
+                del self._pending[stranded.serial]
+                self._clock.forget(stranded.serial)
+            self._in_flight[index] = 0
+            log.warning("%s hung: %s of %d sample(s) unanswered for %.1f s, past the stall bound of %.1f s (%s); "
+                        "the actor is killed and its %d batch(es) go to the live actors; %d actor(s) left",
+                        stall.where, stall.batch, stall.reviews, stall.waited_s, stall.bound_s, stall.basis, len(held),
+                        sum(self._alive))
+            _kill(self.ray, self._handles[index])
+            self._lock.notify_all()
+            for stranded in held:
+                target = self._least_busy()
+                moved = replace(stranded, serial=next(self._serials))
+                if target is not None:
+                    self.info.batches_resubmitted += 1
+                    log.info("batch %d (%d samples) of hung actor %d resubmitted to actor %d", stranded.serial,
+                             len(stranded.sample_ids), index, target)
+                self._send(moved, target)
 
     # One batch, waiting for it (the calibration) ------------------------------
 
@@ -437,6 +497,7 @@ class ActorPool:
         with self._lock:
             while any(self._in_flight) and any(self._alive):
                 self._lock.wait(timeout=1.0)
+        self._stopping.set()
         self._done.put(_STOP)
         self._completer.join()
         for handle in self._handles:
@@ -457,6 +518,7 @@ class ActorPool:
                 batch.on_error(batch.sample_ids, InferenceFailedError(ABANDONED_MESSAGE))
             except Exception as error:  # noqa: BLE001 - the other batches must still be answered
                 log.debug("a callback of an abandoned batch failed: %s", error)
+        self._stopping.set()
         self._done.put(_STOP)
         self._completer.join(timeout=10.0)
         for handle in self._handles:

@@ -18,15 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common.errors import InferenceFailedError, RunInterrupted
-from readback.run_files import RUN_RECORD_FILE
+from readback.run_files import RESERVE_FILE, RUN_RECORD_FILE
 from readback.run_record import RunRecord
 from sut.config import DEFAULT_RESULTS_DIR, RunConfig, RunError
 from sut.executor import Executor
 
 log = logging.getLogger(__name__)
 
-#: a hidden file that holds disk space in a run folder while the run lasts, freed to write the final run.json
-RESERVE_FILE = ".space-reserve"
 RESERVE_BYTES = 256 * 1024
 
 

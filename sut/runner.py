@@ -35,6 +35,7 @@ from qsl.token_cache import TokenizedSplit, load_test_split
 from readback.accuracy import check_accuracy_log
 from readback.loadgen_log import read_result
 from readback.provenance import git_commit, machine, package_versions
+from readback.run_process import this_process
 from readback.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunRecord, SutInfo
 from readback.settings_record import LoadPlan
 from readback.test01 import Baselines, Verification, check_baselines, verify_test01
@@ -96,7 +97,8 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
         qsl = ImdbQSL(reviews.split, reviews.loaded_samples)
         batch_wait_s = server_batch_wait_s(config.batch_wait_ms, plan.run_settings) if config.scenario == "Server" else 0.0
         sut = Seq2CNNSystem(executor, qsl, config.scenario, max_batch_size=config.batching()[0],
-                            max_batch_tokens=config.batching()[1], batch_wait_s=batch_wait_s, workers=config.workers)
+                            max_batch_tokens=config.batching()[1], batch_wait_s=batch_wait_s, workers=config.workers,
+                            stall_limits=config.stall_limits)
         run_dir = new_run_dir(config)
         record = new_record(config, command, plan, reviews, executor, batch_wait_s)
         with recording(record, run_dir, executor):
@@ -200,7 +202,7 @@ def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, revi
         sut=SutInfo(*config.batching(), round(batch_wait_s * 1e3, 6), config.workers),
         dataset=DatasetInfo(str(reviews.dataset_path), len(reviews.split), len(reviews.whole)),
         settings=plan.run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
-        compliance=compliance, load_plan=plan.load, cluster=executor.cluster())
+        compliance=compliance, load_plan=plan.load, cluster=executor.cluster(), process=this_process())
 
 
 def run_tests(config: RunConfig, record: RunRecord, test: LoadGenTest, run_dir: Path, plan: RunPlan) -> None:

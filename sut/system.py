@@ -26,6 +26,10 @@ in hand or arriving later is completed with an empty response so that no
 LoadGen thread waits forever; the LoadGen driver (:mod:`sut.loadgen_driver`) then
 stops the run with an inference failure (exit 3).
 
+Stalls: :attr:`clock` (:class:`sut.stall.BatchClock`) times every hand-over of a batch to the executor, so
+that a batch that never returns is seen (:meth:`Seq2CNNSystem.stalled`, asked by the LoadGen driver): the run
+then fails as above, with :class:`common.errors.InferenceStalledError`.
+
 Bookkeeping: :attr:`ledger` (:class:`sut.ledger.SampleLedger`) counts every
 sample LoadGen issued and every one completed, so a run can prove that each
 was completed exactly once, and times each sample from the moment
@@ -45,10 +49,12 @@ import numpy as np
 
 from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
+from common.errors import InferenceStalledError
 from sut.executor import Executor, check_labels
 from sut.ledger import SampleLedger
 from sut.responses import ResponseBuffer, complete_samples, complete_without_result
 from sut.settings import RunSettings
+from sut.stall import BatchClock, StallLimits
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,8 @@ class Seq2CNNSystem:
     limits (reviews, token ids, the Server wait in s) and the worker threads come from :class:`sut.config.RunConfig`."""
 
     def __init__(self, executor: Executor, qsl: ImdbQSL, scenario: str, *,
-                 max_batch_size: int, max_batch_tokens: int, batch_wait_s: float, workers: int):
+                 max_batch_size: int, max_batch_tokens: int, batch_wait_s: float, workers: int,
+                 stall_limits: StallLimits = StallLimits()):
         if scenario not in INLINE_SCENARIOS | QUEUED_SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}")
         if max_batch_size < 1 or max_batch_tokens < 1 or workers < 1 or batch_wait_s < 0:
@@ -92,6 +99,11 @@ class Seq2CNNSystem:
         self.ledger = SampleLedger()
         self.error: BaseException | None = None
         self.failed = threading.Event()
+        #: every batch handed to the executor, until it returns; an executor that watches its own batches in
+        #: flight (Ray's pool) gets only the ceiling as a backstop here
+        self.clock = BatchClock(stall_limits, derived=not executor.watches_own_stalls)
+        self._batch_name = f"a {scenario} batch"
+        self._where = executor.stall_location
         #: inline scenarios answer each query from memory reserved once (one query is outstanding at a time)
         self._responses = ResponseBuffer(INLINE_QUERY_SAMPLES) if scenario in INLINE_SCENARIOS else None
         self._queue: queue.Queue = queue.Queue()
@@ -134,11 +146,15 @@ class Seq2CNNSystem:
             complete_without_result(sample_ids)
             self.ledger.record_completed(sample_ids)
             return
+        key = threading.get_ident()  # one batch at a time on each thread that hands batches over
+        self.clock.start(key, len(sample_ids), self._batch_name, self._where)
         try:
             self.executor.run(sample_ids, [self.qsl.token_ids(index) for _, index in samples], self._complete,
                               self._fail)
         except BaseException as error:  # noqa: BLE001 - any inference failure must stop the run, not hang it
             self._fail(sample_ids, error)
+        finally:
+            self.clock.stop(key)
 
     def _complete(self, sample_ids: Sequence[int], labels: np.ndarray) -> None:
         """A batch's labels (on the thread that ran it, or the executor's completion thread): to LoadGen."""
@@ -166,6 +182,19 @@ class Seq2CNNSystem:
         self.failed.set()
         complete_without_result(ids)
         self.ledger.record_completed(ids)
+
+    def stalled(self) -> bool:
+        """Whether a batch handed to the executor is past its stall bound; the run then fails (:attr:`error`
+        says which batch, how long it waited and the bound). The stalled batch's own samples stay unanswered:
+        the thread that holds it does not return."""
+        found = self.clock.stalled()
+        if found is None:
+            return False
+        if self.error is None:
+            self.error = InferenceStalledError(found[1].message())
+            log.error("%s", self.error)
+        self.failed.set()
+        return True
 
     def _work(self) -> None:
         while True:

@@ -7,6 +7,7 @@ their batches) and killed (SIGKILL) while the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -256,6 +257,38 @@ def test_an_actor_killed_mid_offline_run_has_its_batches_resubmitted(tmp_path, l
 
     page = write_report(run_dir, tmp_path / "report").read_text()
     assert "1 actor(s) lost" in page and f"<td>{victim}</td>" in page
+
+
+@needs_ray
+@pytest.mark.slow
+def test_an_actor_stopped_and_never_killed_is_declared_hung_and_the_run_goes_on(tmp_path, local_labels):
+    """Actor 0 is stopped (SIGSTOP) before LoadGen starts and never killed by the test: it takes batches it
+    cannot answer. The pool's watch thread must declare it hung once a batch it holds is past the stall bound
+    (here at least 2 s, at most 60 s), kill it, and send its batches to actor 1: exit 0, every sample once,
+    the local run's labels, ``actors_hung`` 1."""
+    run_dir = tmp_path / "run"
+    live = LiveRun("--scenario", "Offline", "--accuracy", "--ray", "--ray-actors", "2", "--ray-actor-cpus", "1",
+                   "--max-batchsize", "256", "--stall-timeout", "2", "--stall-timeout-max", "60",
+                   "--output-dir", str(run_dir))
+    victim = live.actor_pids(2)[0]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        assert live.finish() == 0, live.output[-4000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the pool killed it; if not, it must not outlive the test
+            os.kill(victim, signal.SIGKILL)
+    record = record_of(run_dir)
+    cluster = record["cluster"]
+    assert cluster["actors_hung"] == 1 and cluster["actors_lost"] == 0 and cluster["batches_resubmitted"] >= 1
+    assert_each_sample_completed_once(record, 25_000)
+    assert np.array_equal(logged_labels(run_dir, 25_000), local_labels)
+    hung = re.search(r"Ray actor 0 \(pid (\d+) on 127\.0\.0\.1\) hung: batch \d+ of \d+ sample\(s\) unanswered for "
+                     r"([\d.]+) s, past the stall bound of ([\d.]+) s", live.output)
+    assert hung, live.output[-4000:]
+    assert int(hung.group(1)) == victim and 2 <= float(hung.group(3)) <= 60
+    assert "resubmitted to actor 1" in live.output and "1 hung and killed" in live.output
+    ours = [line for line in live.lines if re.match(r"\d{4}-\d\d-\d\d [\d:,]+ WARNING ", line)]
+    assert len(ours) == 1 and " hung: " in ours[0], ours  # the hung actor is the run's one warning
 
 
 @needs_ray

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +26,8 @@ from readback.run_record import (
     read_finished_run,
     read_run_record,
 )
+from readback.run_files import RESERVE_FILE
+from readback.run_process import RunProcess, process_state, this_process
 from readback.timings import SampleCounts
 from sut.settings import load_run_settings
 
@@ -116,3 +125,44 @@ def test_paths_in_the_record_are_strings(tmp_path):
     record.write(tmp_path)
     data = json.loads((tmp_path / "run.json").read_text())
     assert data["settings"]["config_files"][0]["path"] == str(record.settings.config_files[0].path)
+
+
+def test_a_running_record_says_whether_its_process_is_alive_gone_or_elsewhere():
+    me = this_process()
+    assert process_state(me) == "alive"
+    assert "still going (pid" in a_record(status="running", process=me).unfinished_reason()
+    reused = RunProcess(me.pid, me.hostname, me.boot_id, (me.start_ticks or 0) + 1)  # same pid, another process
+    assert process_state(reused) == "gone"
+    rebooted = RunProcess(me.pid, me.hostname, "another-boot", me.start_ticks)
+    assert "is gone: it was killed" in a_record(status="running", process=rebooted).unfinished_reason()
+    elsewhere = RunProcess(me.pid, platform.node() + "-elsewhere", me.boot_id, me.start_ticks)
+    assert "was made on " in a_record(status="running", process=elsewhere).unfinished_reason()
+    assert "did not record its end" in a_record(status="running").unfinished_reason()  # a record without a process
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_is_said_to_be_killed_by_every_reader(dataset_path, tmp_path):
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "run.py", "--scenario", "SingleStream", "--time", "600", "--count", "100",
+                              "--dataset-path", str(dataset_path), "--output-dir", str(run_dir)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "mlperf_log_detail.txt").is_file():  # LoadGen has started: the record says running
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()[-3000:]
+            time.sleep(0.1)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+    assert read_run_record(run_dir).status == "running" and (run_dir / RESERVE_FILE).exists()
+    with pytest.raises(RunRecordError, match=rf"the run's process \(pid {child.pid}\) is gone: it was killed .*"
+                                             rf"{RESERVE_FILE}: remove the folder\): make it again"):
+        read_finished_run(run_dir)
+    from tools.report.page import write_report
+
+    page = write_report(run_dir, tmp_path / "report").read_text()
+    assert f"the run&#x27;s process (pid {child.pid}) is gone: it was killed" in page or \
+        f"the run's process (pid {child.pid}) is gone: it was killed" in page

@@ -64,8 +64,7 @@ def outcome_of(folder: Path, kind: str, fingerprint: Fingerprint) -> Outcome:
     except RunRecordError as error:
         return Outcome(False, f"no usable record: {error}")
     if record.status != "finished":
-        detail = f": {record.error}" if record.error else ""
-        return Outcome(False, f"{record.status}{detail}", record=record)
+        return Outcome(False, record.unfinished_reason(), record=record)
     foreign = _foreign(record, fingerprint)
     if foreign is not None:
         return Outcome(False, f"not this campaign's run: {foreign}", foreign=True, record=record)

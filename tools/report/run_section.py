@@ -125,7 +125,7 @@ def invalid_reasons(run: RunFolder) -> list[str]:
         reasons.append(f"early stopping: {run.result.early_stopping}")
     reasons += [f"LoadGen error: {error}" for error in run.result.errors]
     if run.record is not None and run.record.status != "finished":
-        reasons.append(f"run.json status {run.record.status!r}: {run.record.error or 'the run did not finish'}")
+        reasons.append(f"run.json {run.record.unfinished_reason()}")
     return reasons
 
 
