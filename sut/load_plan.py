@@ -4,8 +4,15 @@ LoadGen generates the whole query set of a performance run before the first
 query is issued (``GenerateQueries`` in its ``loadgen.cc``), from the settings
 alone:
 
-- Server: arrivals until ``min_duration`` and ``min_query_count`` are both
-  reached: ``max(min_query_count, target_qps x min_duration)`` queries;
+- Server: arrivals at exponential gaps (mean ``1 / target_qps``) from time 0
+  until both an arrival at or after ``min_duration`` and ``min_query_count``
+  queries are reached: ``max(min_query_count, target_qps x min_duration +
+  1)`` queries. LoadGen sleeps until each arrival and checks
+  ``max_duration`` only after it has issued one, so the run lasts until the
+  last arrival (``max(min_duration + 1 / target_qps, (min_query_count - 1)
+  / target_qps)`` on average) or the first arrival after ``max_duration``,
+  whichever comes first: at 1e-9 queries/s, about 1e9 s whatever
+  ``max_duration`` says;
 - SingleStream and MultiStream: queries for twice ``min_duration`` at the
   expected latency: ``max(min_query_count, 2 x min_duration / expected
   latency)`` queries (of ``samples_per_query`` samples in MultiStream);
@@ -19,7 +26,8 @@ large fills memory in seconds. :func:`check_run_settings` refuses, with the
 setting named, any effective value that is not finite and in range, a query
 set whose memory estimate (:data:`BYTES_PER_QUERY`, :data:`BYTES_PER_SAMPLE`,
 measured with LoadGen 6.0 and rounded up) is over :func:`memory_bound_bytes`,
-and a Server schedule longer than :data:`MAX_SCHEDULE_S`.
+and a Server schedule longer than its ``max_duration`` (when one is set) or
+:data:`MAX_SCHEDULE_S`.
 
 A Server SUT that cannot keep up with the arrival rate would otherwise hold an
 ever longer backlog, and the run would last until every generated query is
@@ -86,11 +94,10 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
             OFFLINE_SLACK * duration_s * settings.offline_expected_qps, "offline_expected_qps", run_settings))
     elif scenario == "Server":
         queries = max(settings.min_query_count, _planned(duration_s * settings.server_target_qps, "server_target_qps",
-                                                         run_settings))
+                                                         run_settings) + 1)
         samples = queries
-        schedule_s = queries / settings.server_target_qps
-        if settings.max_duration_ms:
-            schedule_s = min(schedule_s, settings.max_duration_ms / 1e3)
+        schedule_s = server_run_seconds(settings.server_target_qps, duration_s, settings.min_query_count,
+                                        settings.max_duration_ms / 1e3)
     else:
         expected_ns = (settings.single_stream_expected_latency_ns if scenario == "SingleStream"
                        else settings.multi_stream_expected_latency_ns)
@@ -98,6 +105,14 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
         samples = queries * spq
     memory = queries * BYTES_PER_QUERY[scenario] + samples * (BYTES_PER_SAMPLE[scenario] + LEDGER_BYTES_PER_SAMPLE)
     return LoadPlan(queries, samples, memory, memory_bound_bytes(), schedule_s)
+
+
+def server_run_seconds(target_qps: float, min_duration_s: float, min_query_count: int, max_duration_s: float) -> float:
+    """How long LoadGen's Server issue loop lasts on average (s): until its last scheduled arrival, or the first
+    arrival after ``max_duration_s`` (0: none) when that comes sooner; see the module docstring."""
+    gap_s = 1.0 / target_qps
+    last_arrival_s = max(min_duration_s + gap_s, (min_query_count - 1) * gap_s)
+    return min(last_arrival_s, max_duration_s + gap_s) if max_duration_s > 0 else last_arrival_s
 
 
 def _planned(count: float, setting: str, run_settings: RunSettings) -> int:
@@ -179,6 +194,20 @@ def check_run_settings(run_settings: RunSettings, loaded_samples: int) -> LoadPl
             f"from min_duration {settings.min_duration_ms:,} ms ({_source(run_settings, 'min_duration_ms')}), "
             f"min_query_count {settings.min_query_count:,} and {driver} {getattr(settings, driver):g} "
             f"({_source(run_settings, driver)}): lower them (--time, --qps or --target-latency for a quick run)")
+    duration_s, max_duration_s = settings.min_duration_ms / 1e3, settings.max_duration_ms / 1e3
+    if plan.schedule_s is not None and max_duration_s > 0 and plan.schedule_s > max_duration_s * (1 + 1e-9):
+        least_qps = max(1 / (max_duration_s - duration_s) if max_duration_s > duration_s else math.inf,
+                        (settings.min_query_count - 1) / max_duration_s)
+        advice = (f"raise the rate to at least {least_qps:.3g} queries/s" if math.isfinite(least_qps)
+                  else "set max_duration above min_duration")
+        raise ConfigError(
+            f"at server_target_qps {settings.server_target_qps:g} ({_source(run_settings, 'server_target_qps')}) "
+            f"LoadGen's queries arrive {1 / settings.server_target_qps:,.3g} s apart on average. It issues them until "
+            f"min_duration {duration_s:g} s and min_query_count {settings.min_query_count:,} are both reached, sleeping "
+            f"until each arrival, and checks max_duration ({max_duration_s:g} s, "
+            f"{_source(run_settings, 'max_duration_ms')}) only after issuing one: this run would last about "
+            f"{plan.schedule_s:,.3g} s, past its max_duration. {advice[0].upper() + advice[1:]} (--qps), or run longer "
+            "(--time)")
     if plan.schedule_s is not None and plan.schedule_s > MAX_SCHEDULE_S:
         raise ConfigError(
             f"at server_target_qps {settings.server_target_qps:g} ({_source(run_settings, 'server_target_qps')}) the "

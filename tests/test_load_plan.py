@@ -63,12 +63,21 @@ def test_the_plan_is_what_loadgen_generates(scenario, quick, tmp_path):
     ("Offline", {"target_qps": 1e9}, "GiB bound"),
     ("SingleStream", {"target_latency_ms": 1e-6}, "GiB bound"),
     ("Server", {"target_qps": 1e-9}, r"more than the 86,400 s \(a day\)"),
+    # LoadGen sleeps until the next arrival (1e9 s away) before it checks max_duration (4 s): not bounded by it
+    ("Server", {"duration_s": 2, "target_qps": 1e-9}, r"would last about 1e\+09 s, past its max_duration. Raise the "
+                                                      r"rate to at least 0.5 queries/s"),
+    ("Server", {"duration_s": 2, "target_qps": 0.1}, r"would last about 12 s, past its max_duration"),
     ("SingleStream", {"duration_s": 1e7}, f"at most {MAX_DURATION_MS:,} ms"),
 ])
 def test_a_query_set_too_large_or_too_long_is_refused_with_the_bound(scenario, quick, message):
     run_settings = load_run_settings(scenario, "performance", **quick)
     with pytest.raises(ConfigError, match=message):
         check_run_settings(run_settings, 25_000)
+
+
+def test_a_slow_server_rate_that_still_ends_within_max_duration_is_accepted():
+    plan = check_run_settings(load_run_settings("Server", "performance", duration_s=2, target_qps=0.5), 25_000)
+    assert plan.schedule_s == pytest.approx(4.0)  # min_duration plus one mean gap: max_duration exactly
 
 
 def test_the_shipped_configs_plan_full_runs_within_the_bounds():
@@ -113,6 +122,7 @@ def test_a_run_with_such_settings_stops_before_loading_anything(scenario, line, 
     (["--scenario", "Server", "--qps", "1e9"], "GiB bound"),
     (["--scenario", "SingleStream", "--time", "1e7"], f"at most {MAX_DURATION_MS:,} ms"),
     (["--scenario", "Server", "--qps", "1e-9"], "the 86,400 s (a day)"),
+    (["--scenario", "Server", "--time", "2", "--qps", "1e-9"], "checks max_duration (4 s, set by --time) only after"),
     (["--scenario", "Server", "--qps", "nan"], "positive number"),
 ])
 def test_quick_run_flags_are_checked_the_same_way(flags, message, tmp_path, capsys):
