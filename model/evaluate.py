@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from common.progress import progress
 
 from common.files import atomic_write, file_sha256, write_text_atomically
 from model.backends import BACKENDS, Backend, create_backend
@@ -36,7 +36,7 @@ log = logging.getLogger("model.evaluate")
 def predict_split(backend: Backend, split: TokenizedSplit, batch_size: int) -> np.ndarray:
     """fp32 logits (N, 2), in sample order."""
     logits = np.empty((len(split), 2), dtype=np.float32)
-    for start in tqdm(range(0, len(split), batch_size), desc=f"evaluating ({backend.name})", unit="batch"):
+    for start in progress(range(0, len(split), batch_size), desc=f"evaluating ({backend.name})", unit="batch"):
         logits[start : start + batch_size] = backend.logits(split.token_ids[start : start + batch_size])
     return logits
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from common.progress import progress
 
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
 from model.network import Seq2CNN, Seq2CNNConfig
@@ -59,7 +59,7 @@ def predict_logits(model: Seq2CNN, token_ids: list[np.ndarray], device: torch.de
     """fp32 logits (N, 2), equal to the reference's (padding to 1000) up to rounding."""
     model.eval()
     logits = np.zeros((len(token_ids), 2), dtype=np.float32)
-    for batch in tqdm(length_sorted_batches([len(ids) for ids in token_ids], batch_size), desc=desc, unit="batch", leave=False):
+    for batch in progress(length_sorted_batches([len(ids) for ids in token_ids], batch_size), desc=desc, unit="batch", leave=False):
         logits[batch] = table_logits(model, padded_batch([token_ids[i] for i in batch]).to(device)).cpu().numpy()
     return logits
 
@@ -111,8 +111,8 @@ def train(args: argparse.Namespace) -> dict:
         dropped = [drop_words(ids[:1000], args.word_dropout, rng) for ids in train_ids]
         batches = shuffled_length_batches([len(ids) for ids in dropped], args.batch_size, rng)
         loss_sum, seen = 0.0, 0
-        progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch")
-        for batch in progress:
+        bar = progress(batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch")
+        for batch in bar:
             ids = padded_batch([dropped[i] for i in batch]).to(device)
             labels = torch.from_numpy(train_labels[batch]).to(device)
             loss = loss_fn(table_logits(model, ids), labels)
@@ -124,7 +124,7 @@ def train(args: argparse.Namespace) -> dict:
                 averaged.update_parameters(model)
             loss_sum += loss.item() * len(batch)
             seen += len(batch)
-            progress.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
         held_logits = predict_logits(model, held_ids, device)
         held_accuracy = float((held_logits.argmax(1) == held_labels).mean())
         record = {

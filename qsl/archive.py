@@ -17,7 +17,7 @@ import logging
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
+from common.progress import progress
 
 from common.files import atomic_directory, file_sha256
 from qsl.errors import DatasetError, UnsafeArchiveError
@@ -70,7 +70,7 @@ def extract_archive(archive: Path, target: Path) -> None:
         with atomic_directory(target) as staging:
             with tarfile.open(archive, "r:*") as tar:
                 members = checked_members(tar, archive)
-                for member in tqdm(members, desc=f"extracting {archive.name}", unit="file", leave=False):
+                for member in progress(members, desc=f"extracting {archive.name}", unit="file", leave=False):
                     tar.extract(member, staging, filter="data")
     except OSError as error:
         if not target.is_dir():  # else another process finished the same extraction first

@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
+from common.progress import progress
 
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.preprocess import tokenize_many
@@ -26,7 +26,7 @@ def build_vocabulary(dataset_path: Path) -> Vocabulary:
     """Count the tokens of every train review, in sample order, and rank them."""
     reviews = split_reviews(dataset_root(dataset_path), "train")
     texts = (read_review(review.path) for review in reviews)
-    token_lists = tqdm(tokenize_many(texts), total=len(reviews), desc="counting train words", unit="review")
+    token_lists = progress(tokenize_many(texts), total=len(reviews), desc="counting train words", unit="review")
     return Vocabulary.build(token_lists)
 
 

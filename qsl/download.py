@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from tqdm import tqdm
+from common.progress import progress
 
 from common.files import atomic_write, sha256_of_file
 from qsl.archive import is_archive
@@ -90,7 +90,7 @@ def _stream_url(url: str, destination: BinaryIO) -> tuple[str, int, int | None]:
     length = response.headers.get("Content-Length")
     announced = int(length) if length and length.isdigit() else None
     name = PurePosixPath(urllib.parse.urlsplit(url).path).name or url
-    with response, tqdm(total=announced, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024) as progress:
+    with response, progress(total=announced, desc=f"downloading {name}", unit="B", unit_scale=True, unit_divisor=1024) as bar:
         while True:
             try:
                 chunk = response.read(CHUNK_BYTES)
@@ -101,7 +101,7 @@ def _stream_url(url: str, destination: BinaryIO) -> tuple[str, int, int | None]:
             destination.write(chunk)
             digest.update(chunk)
             received += len(chunk)
-            progress.update(len(chunk))
+            bar.update(len(chunk))
     return digest.hexdigest(), received, announced
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from common.progress import progress
 
 # CorruptCacheError: raised here for a damaged file, and importable from here as before
 from common.caches import (
@@ -79,7 +79,7 @@ def _review_texts(reviews: list[Review], digest) -> list[str]:
 def tokenize_reviews(texts: list[str], vocabulary: Vocabulary, desc: str) -> list[np.ndarray]:
     """Token ids of each text, with a progress bar."""
     token_lists = tokenize_many(texts)
-    return [vocabulary.encode(tokens) for tokens in tqdm(token_lists, total=len(texts), desc=desc, unit="review")]
+    return [vocabulary.encode(tokens) for tokens in progress(token_lists, total=len(texts), desc=desc, unit="review")]
 
 
 #: the token cache: ``<cache dir>/tokens/<split>-<key>.npz``
