@@ -87,14 +87,20 @@ class LoadGenTest:
         except RunInterrupted as interrupt:
             log.warning("%s after %.1f s: stopping the run", interrupt, time.perf_counter() - started)
             raise
-        trace = Path(log_dir) / TRACE_FILE
-        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
-            trace.unlink()  # LoadGen opens it on every run; without --trace it stays empty
+        finally:
+            self._drop_empty_trace(Path(log_dir))
         if errors:
             raise errors[0]
         wall_seconds = time.perf_counter() - started
         self.sut.ledger.save_timings(Path(log_dir) / SUT_TIMINGS_FILE)
         return wall_seconds
+
+    def _drop_empty_trace(self, log_dir: Path) -> None:
+        """LoadGen opens its trace file on every run; without --trace it stays empty: remove it, however the
+        test ended (a failed or interrupted run's folder too)."""
+        trace = log_dir / TRACE_FILE
+        if not self.trace and trace.is_file() and trace.stat().st_size == 0:
+            trace.unlink()
 
     def _log_progress(self, elapsed_s: float) -> None:
         completed = self.sut.ledger.completed_total

@@ -102,7 +102,7 @@ class Seq2CNNSystem:
         #: every batch handed to the executor, until it returns; an executor that watches its own batches in
         #: flight (Ray's pool) gets only the ceiling as a backstop here
         self.clock = BatchClock(stall_limits, derived=not executor.watches_own_stalls)
-        self._batch_name = f"a {scenario} batch"
+        self._batch_name = f"{'an' if scenario[0] in 'AEIOU' else 'a'} {scenario} batch"
         self._where = executor.stall_location
         #: inline scenarios answer each query from memory reserved once (one query is outstanding at a time)
         self._responses = ResponseBuffer(INLINE_QUERY_SAMPLES) if scenario in INLINE_SCENARIOS else None

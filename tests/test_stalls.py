@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import EXIT_INFERENCE_FAILED
+from readback.loadgen_log import TRACE_FILE
 from readback.run_record import read_run_record
 from sut.config import RunConfig, RunError
 from sut.stall import STALL_FACTOR, BatchClock, StallLimits
@@ -90,10 +91,12 @@ def test_a_backend_that_hangs_ends_the_run_with_exit_3_within_twice_the_bound(da
         assert outcome["after_hang_s"] is not None and outcome["after_hang_s"] < 2 * BOUND_S, (scenario, outcome)
         record = read_run_record(tmp_path / scenario)
         assert record.status == "failed", record
-        assert f"inference stalled: a {scenario} batch of " in record.error, record.error
+        article = "an" if scenario == "Offline" else "a"
+        assert f"inference stalled: {article} {scenario} batch of " in record.error, record.error
         assert f"past the stall bound of {BOUND_S:.1f} s" in record.error and "hanging backend" in record.error
         waited = float(re.search(r"for ([\d.]+) s without an answer", record.error).group(1))
         assert BOUND_S <= waited < 2 * BOUND_S
+        assert not (tmp_path / scenario / TRACE_FILE).exists(), "a failed run keeps an empty trace file"
     assert "inference failed, run stopped: inference stalled" in child.stderr
     assert "error of this program's own" not in child.stderr
 
