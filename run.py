@@ -173,7 +173,7 @@ def peak_lines(search: PeakSearch) -> list[str]:
     for probe in search.probes:
         percentile = probe.result.percentile.text() if probe.result.percentile else "n/a"
         rate = probe.result.headline.value if probe.result.headline else float("nan")
-        reasons = f" ({', '.join(probe.result.failed_checks)}: NO)" if probe.result.failed_checks else ""
+        reasons = f" ({probe.result.failed_checks_text()})" if probe.result.failed_checks else ""
         if (more := probe.result.more_queries_needed()) is not None:
             reasons += f" [early stopping needs {more:,} more queries: longer probes (--time)]"
         rows.append(f"             {probe.target_qps:>16,.1f}   {percentile:>11}   {rate:>11,.1f}   "
@@ -197,7 +197,7 @@ def print_summary(outcome: RunOutcome) -> None:
         print(f"Result     : {line}" + ("  [the peak probe]" if record.peak_search is not None else ""))
     result = record.result
     if result is not None and result.valid is not None:
-        reasons = f" ({'; '.join(check + ': NO' for check in result.failed_checks)})" if result.failed_checks else ""
+        reasons = f" ({result.failed_checks_text()})" if result.failed_checks else ""
         print(f"Validity   : {result.validity}{reasons}")
         if result.ended_for_backlog:
             plan = record.load_plan

@@ -134,6 +134,11 @@ class LoadGenResult:
     def validity(self) -> str:
         return {True: "VALID", False: "INVALID", None: "n/a"}[self.valid]
 
+    def failed_checks_text(self) -> str:
+        """The checks LoadGen's summary answers NO, each with its own NO, as one text:
+        ``performance constraints satisfied: NO; early stopping satisfied: NO`` (empty when none failed)."""
+        return "; ".join(f"{check}: NO" for check in self.failed_checks)
+
     @property
     def missed_latency_bound(self) -> bool:
         """Whether LoadGen found the latency at the target percentile over the bound (Server)."""

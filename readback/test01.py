@@ -214,7 +214,7 @@ def verify_performance(compliance_run: Path, performance_run: Path) -> Performan
         verdict.problems.append(f"the headline figure of {reference.scenario} is missing from a detail log")
     for role, result in (("performance run", reference), ("compliance run", test)):
         if result.valid is not True:
-            reasons = ", ".join(result.failed_checks) or "see its summary"
+            reasons = result.failed_checks_text() or "see its summary"
             verdict.problems.append(f"the {role} is {result.validity} ({reasons})")
     if reference.scenario == "Server":
         bounds = {role: detail_values(Path(run) / DETAIL_FILE).get("effective_target_latency_ns")

@@ -204,9 +204,14 @@ def test_a_server_run_far_above_capacity_ends_early_within_its_memory_plan(datas
     assert code == 0
     record = read_run_record(out)
     plan = record.load_plan
-    assert plan.max_outstanding_queries == 400  # 1% of the 40,000 queries LoadGen generates
+    assert plan.queries == 40_001 and plan.max_outstanding_queries == 401  # 1% of the queries LoadGen generates
     assert record.result.valid is False and record.result.ended_for_backlog
     assert "Backlog    : LoadGen ended the run early" in capsys.readouterr().out
+    # the failed checks as LoadGen's own summary says them ("Early stopping satisfied: NO", ...), each with its NO
+    summary = (out / "mlperf_log_summary.txt").read_text().splitlines()
+    said_no = {" ".join(line.split(":")[0].split()).lower() for line in summary
+               if "satisfied" in line and line.split(":")[-1].strip() == "NO"}
+    assert said_no and set(record.result.failed_checks_text().removesuffix(": NO").split(": NO; ")) == said_no
     # issuing stopped once about 400 were outstanding: a few hundred queries of the 40,000 generated, each completed
     assert record.samples.issued == record.samples.completed < 2 * plan.max_outstanding_queries
     assert record.result.used_settings["generated_query_count"] == pytest.approx(plan.queries, rel=0.05)

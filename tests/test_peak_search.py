@@ -47,3 +47,21 @@ def test_a_search_that_never_fails_stops_and_says_the_peak_is_higher():
 def test_unusable_search_settings_are_refused(start, tolerance):
     with pytest.raises(ValueError):
         search_peak(start, probes_valid_up_to(1, []), tolerance)
+
+
+@pytest.mark.parametrize("failed", [
+    [], ["performance constraints satisfied"], ["early stopping satisfied"],
+    ["performance constraints satisfied", "early stopping satisfied"],
+    ["performance constraints satisfied", "min duration satisfied", "min queries satisfied", "early stopping satisfied"],
+])
+def test_a_probe_row_says_no_for_each_check_that_failed_and_for_none_that_passed(failed):
+    import run
+    from readback.loadgen_log import VALIDITY_CHECKS
+    from readback.peak_search import PeakSearch
+
+    result = LoadGenResult("Server", "performance", not failed, failed_checks=list(failed))
+    search = PeakSearch(100.0, 0.02, [Probe(100.0, "probes/01", result, SampleCounts(1, 1, 0, 0, 0), 0.1)])
+    row = run.peak_lines(search)[-1]
+    for check in VALIDITY_CHECKS.values():
+        assert (f"{check}: NO" in row) == (check in failed), row
+    assert ("; ".join(f"{check}: NO" for check in failed) in row) and row.count(": NO") == len(failed)

@@ -102,7 +102,7 @@ def probe_rows(search: PeakSearch) -> list[tuple[object, ...]]:
     rows = []
     for number, probe in enumerate(search.probes, start=1):
         result = probe.result
-        verdict = result.validity + (f" ({', '.join(result.failed_checks)}: NO)" if result.failed_checks else "")
+        verdict = result.validity + (f" ({result.failed_checks_text()})" if result.failed_checks else "")
         if (more := result.more_queries_needed()) is not None:
             verdict += f" [early stopping needs {more:,} more queries]"
         rows.append((number, f"{probe.target_qps:,.1f}", result.percentile.text() if result.percentile else "n/a",

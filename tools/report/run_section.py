@@ -120,7 +120,7 @@ def accuracy_verdict(run: RunFolder) -> tuple[bool | None, str]:
 
 def invalid_reasons(run: RunFolder) -> list[str]:
     """Why the run is not VALID: failed checks, the early-stopping hint, LoadGen's errors, a run that did not finish."""
-    reasons = [f"{check}: NO" for check in run.result.failed_checks]
+    reasons = [run.result.failed_checks_text()] if run.result.failed_checks else []
     if run.result.early_stopping:
         reasons.append(f"early stopping: {run.result.early_stopping}")
     reasons += [f"LoadGen error: {error}" for error in run.result.errors]

@@ -248,7 +248,7 @@ class ScenarioCheck:
         detail = self._check_mode(folder, "PerformanceOnly")
         result = read_result(folder)
         if must_be_valid and result.valid is not True:
-            checks = "; ".join(f"{check}: NO" for check in result.failed_checks) or "no failed check named"
+            checks = result.failed_checks_text() or "no failed check named"
             self.add(folder / DETAIL_FILE, f"result is {result.validity} ({checks})")
         if self.scenario in EARLY_STOPPING_SCENARIOS and detail.get("early_stopping_met") is not True:
             self.add(folder / DETAIL_FILE, f"the {kind} run did not meet early stopping: "
