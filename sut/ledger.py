@@ -58,8 +58,8 @@ class SampleLedger:
             capacity *= 2
         if capacity == self.capacity:
             return
-        log.info("sample ledger: more samples than the %s LoadGen was expected to generate; growing to %s",
-                    f"{self.capacity:,}", f"{capacity:,}")
+        log.debug("sample ledger: more samples than the %s reserved; growing to %s", f"{self.capacity:,}",
+                  f"{capacity:,}")
         for name in ("_issued_ids", "_issued_ns", "_completed_ids", "_completed_ns"):
             old = getattr(self, name)
             grown = np.empty(capacity, dtype=old.dtype)

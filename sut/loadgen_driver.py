@@ -35,6 +35,9 @@ PROGRESS_SECONDS = 10.0
 #: how often the main thread looks whether LoadGen finished or inference failed (s)
 POLL_SECONDS = 0.2
 
+#: the ledger reserves the planned samples plus this fraction of them (1/10)
+LEDGER_SLACK_DIVISOR = 10
+
 _loadgen_thread: threading.Thread | None = None
 
 
@@ -48,6 +51,8 @@ class LoadGenTest:
 
     def __init__(self, sut: Seq2CNNSystem, qsl: ImdbQSL, run_settings: RunSettings, trace: bool):
         self.sut, self.qsl, self.run_settings, self.trace = sut, qsl, run_settings, trace
+        #: the samples LoadGen is expected to issue in the current test (:func:`sut.load_plan.plan_load`)
+        self.planned_samples = 0
 
     def run(self, log_dir: Path, audit_config: Path) -> float:
         """Run one LoadGen test writing into ``log_dir``, LoadGen reading ``audit_config``; returns its wall
@@ -67,7 +72,9 @@ class LoadGenTest:
                 errors.append(error)
 
         loaded = len(self.qsl.split) if self.run_settings.mode == "accuracy" else self.qsl.performance_sample_count
-        self.sut.reset_ledger(plan_load(self.run_settings, loaded).samples)
+        self.planned_samples = plan_load(self.run_settings, loaded).samples
+        # Server arrivals are random: their count varies by about its square root around the plan
+        self.sut.reset_ledger(self.planned_samples + self.planned_samples // LEDGER_SLACK_DIVISOR + 64)
         # Everything loaded so far (reviews, tables, modules) lives to the end: move it out of the garbage
         # collector's sight, so that a full collection during the run does not walk it (a latency spike).
         gc.collect()
@@ -104,6 +111,10 @@ class LoadGenTest:
 
     def _log_progress(self, elapsed_s: float) -> None:
         completed = self.sut.ledger.completed_total
+        if self.run_settings.mode == "accuracy":  # no minimum duration: LoadGen ends once each sample is done
+            log.info("LoadGen running (accuracy: every sample once): %.0f s, %s of %s samples completed (%s/s)",
+                     elapsed_s, f"{completed:,}", f"{self.planned_samples:,}", f"{completed / elapsed_s:,.0f}")
+            return
         planned = self.run_settings.test_settings.min_duration_ms / 1e3
         log.info("LoadGen running: %.0f s of at least %.0f s, %s samples completed (%s/s)",
                  elapsed_s, planned, f"{completed:,}", f"{completed / elapsed_s:,.0f}")

@@ -17,8 +17,8 @@ gives the machine's memory read speed, the ceiling of a kernel that streams
 its tables from DRAM.
 
 Label agreement over the whole test split needs the reference's logits for
-all 25,000 reviews (half an hour on 2 cores): make them once with
-``python -m model.evaluate --save-logits reference.npz`` and pass
+all 25,000 reviews (the README states how long the reference takes): make them once with
+``python -m model.evaluate --backend reference --save-logits reference.npz`` and pass
 ``--reference-logits reference.npz``. Without it, agreement is measured on
 the throughput reviews only.
 """
