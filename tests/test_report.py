@@ -141,10 +141,12 @@ def test_an_existing_report_is_never_overwritten(runs, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_peak_search_report_shows_the_peak_every_probe_and_the_peak_probe(dataset_path, tmp_path, paced):
-    """Reviews of 2 ms each: 250 queries/s is VALID, 1,000/s cannot be."""
+    """Reviews of 2 ms each (a sleep: the same on any machine): 250 queries/s keeps the one worker half busy, VALID
+    within a 100 ms bound even on a loaded machine (50 ms was missed once, at p99 53 ms, while other runs shared
+    the 2 cores); 1,000/s cannot be served at all."""
     out = tmp_path / "peak"
     args = ["--scenario", "Server", "--find-peak-performance", "--time", "3", "--qps", "250", "--peak-tolerance", "0.99",
-            "--max-batchsize", "1", "--target-latency", "50", "--count", "2000", "--dataset-path", str(dataset_path),
+            "--max-batchsize", "1", "--target-latency", "100", "--count", "2000", "--dataset-path", str(dataset_path),
             "--output-dir", str(out)]
     assert run.main(args, backend=paced(0.002)) == 0
     search = read_run_record(out).peak_search
