@@ -49,8 +49,13 @@ def search_peak(start_qps: float, run_probe: Callable[[float], Probe], tolerance
         return result.valid
 
     if not probe(start_qps):
-        search.conclusion = (f"no rate was VALID: the starting rate {start_qps:g} queries/s already failed; "
-                             "lower --qps and search again")
+        first = search.probes[0].result
+        if first.more_queries_needed() is not None:  # the latency bound held: the probe was too short to tell
+            advice = (f"its latency bound held, but early stopping needs {first.more_queries_needed():,} more "
+                      "queries: longer probes (--time) and search again")
+        else:
+            advice = "lower --qps and search again"
+        search.conclusion = f"no rate was VALID: the starting rate {start_qps:g} queries/s already failed; {advice}"
         return search
     valid_rate, invalid_rate = start_qps, None
     for _ in range(max_doublings):

@@ -65,3 +65,14 @@ def test_a_probe_row_says_no_for_each_check_that_failed_and_for_none_that_passed
     for check in VALIDITY_CHECKS.values():
         assert (f"{check}: NO" in row) == (check in failed), row
     assert ("; ".join(f"{check}: NO" for check in failed) in row) and row.count(": NO") == len(failed)
+
+
+def test_a_first_probe_too_short_for_early_stopping_says_to_probe_longer_not_to_lower_the_rate():
+    def too_short(rate: float) -> Probe:
+        result = LoadGenResult("Server", "performance", False, failed_checks=["early stopping satisfied"],
+                               early_stopping="Run unsuccessful. Would need to run at least 1195 more queries, ...")
+        return Probe(rate, "probes/01", result, SampleCounts(1, 1, 0, 0, 0), 0.1)
+
+    search = search_peak(1000.0, too_short, 0.02)
+    assert search.peak_qps is None and "early stopping needs 1,195 more queries: longer probes (--time)" in search.conclusion
+    assert "lower --qps" not in search.conclusion

@@ -32,6 +32,7 @@ import numpy as np
 
 from common.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_VERDICT_FAILED
 from common.files import write_text_atomically
+from common.text import plain
 from model.backends import PRECISIONS
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import RunRecordError, read_run_record
@@ -47,6 +48,9 @@ MAX_RSS_GROWTH = 0.05
 MAX_P99_RATIO = 1.5
 #: the memory baseline: the RSS this long after LoadGen starts (s)
 BASELINE_S = 60.0
+#: seconds of each find-peak probe: enough queries for the early-stopping p99 at a thousand queries/s (10 s
+#: probes at 1,000/s fell 1,195 queries short)
+PEAK_PROBE_S = 30
 
 
 @dataclass
@@ -99,10 +103,11 @@ def run_py(args: list[str]) -> int:
 
 
 def measure_peak(precision: str, folder: Path, common: list[str]) -> float | None:
-    """The highest VALID Server rate of a find-peak search with 10 s probes, or None when none was VALID."""
+    """The highest VALID Server rate of a find-peak search with :data:`PEAK_PROBE_S` probes, or None when none was
+    VALID."""
     run_dir = folder / "find-peak"
-    log.info("measuring the peak Server rate (find-peak, 10 s probes) -> %s", run_dir)
-    code = run_py(["--scenario", "Server", "--find-peak-performance", "--time", "10", "--precision", precision,
+    log.info("measuring the peak Server rate (find-peak, %d s probes) -> %s", PEAK_PROBE_S, run_dir)
+    code = run_py(["--scenario", "Server", "--find-peak-performance", "--time", str(PEAK_PROBE_S), "--precision", precision,
                    "--output-dir", str(run_dir), *common])
     try:
         search = read_run_record(run_dir).peak_search
@@ -142,7 +147,7 @@ def format_table(rows: list[Window]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument("--peak-qps", type=float, help="the measured peak Server rate (default: measure it first)")
