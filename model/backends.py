@@ -31,7 +31,7 @@ from common.errors import BadInputError
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN
 from model.paths import DEFAULT_WEIGHTS
-from model.precision import PRECISIONS, check_precision
+from model.precision import BACKEND_NAMES, PRECISIONS, check_precision
 from model.weights import load_model
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "BackendChoiceError", "DeviceError", "FoldedBackend",
@@ -157,6 +157,7 @@ class FoldedBackend:
 
 
 BACKENDS = {backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)}
+assert tuple(BACKENDS) == BACKEND_NAMES, "model.precision.BACKEND_NAMES names the backends of BACKENDS, in order"
 
 
 def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu", threads: int | None = None,

@@ -25,6 +25,7 @@ import numpy as np
 
 from common.files import atomic_write, file_sha256, write_text_atomically
 from common.progress import progress
+from common.text import plain
 from model.backends import BACKENDS, Backend, create_backend
 from model.paths import DEFAULT_WEIGHTS
 from model.weights import WeightsError
@@ -67,7 +68,7 @@ def save_logits(path: Path, logits: np.ndarray, split: TokenizedSplit, backend: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)

@@ -14,6 +14,9 @@ from common.errors import BadInputError
 #: table precisions of the folded backend's CPU kernel: fp32 is exact (the default), bf16 halves the bytes read,
 #: int8 quarters them (integer sums; :mod:`model.quantization`)
 PRECISIONS = ("fp32", "bf16", "int8")
+#: the backends ``--backend`` offers (:data:`model.backends.BACKENDS` holds their classes), named here so that a
+#: command line can list them without importing torch
+BACKEND_NAMES = ("reference", "trimmed", "folded")
 #: the one backend, and the one device type, where a precision other than fp32 exists
 FOLDED_BACKEND = "folded"
 CPU_DEVICE_TYPE = "cpu"

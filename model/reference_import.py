@@ -35,6 +35,7 @@ import torch
 from numpy.lib import format as npy_format
 
 from common.files import sha256_of_file
+from common.text import plain
 from model.network import Seq2CNN
 from model.weights import WeightsError, check_state_dict, expected_shapes, save_weights
 
@@ -221,7 +222,7 @@ def import_reference(source: Path, output: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, metavar="SOURCE", help="reference checkpoint: .pt, .pth, .npz or .npy")
     parser.add_argument("--output", type=Path, required=True, help="safetensors file to write (must not exist)")
     args = parser.parse_args(argv)

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from common.progress import progress
 
+from common.progress import progress
+from common.text import plain
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
 from model.network import Seq2CNN, Seq2CNNConfig
 from model.paths import DEFAULT_WEIGHTS
@@ -153,7 +154,7 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
     parser.add_argument("--output", type=Path, default=DEFAULT_WEIGHTS, help="where to write the safetensors weights")

@@ -17,9 +17,8 @@ import logging
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from common.progress import progress
-
 from common.files import atomic_directory, file_sha256
+from common.progress import progress
 from qsl.errors import DatasetError, UnsafeArchiveError
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from common.progress import progress
-
+from common.text import plain
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.preprocess import tokenize_many
 from qsl.reviews import dataset_root, read_review, split_reviews
@@ -31,7 +31,7 @@ def build_vocabulary(dataset_path: Path) -> Vocabulary:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--output", type=Path, default=DEFAULT_VOCABULARY)
     args = parser.parse_args(argv)

@@ -32,9 +32,9 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from common.progress import progress
-
 from common.files import atomic_write, sha256_of_file
+from common.progress import progress
+from common.text import plain
 from qsl.archive import is_archive
 from qsl.errors import DatasetError
 from qsl.locations import (
@@ -136,7 +136,7 @@ def download_archive(url: str, output: Path, sha256: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=downloaded_archive_path(), help="where to save the archive (default: %(default)s)")
     parser.add_argument("--url", default=OFFICIAL_ARCHIVE_URL, help="http://, https:// or file:// URL (default: %(default)s)")
     parser.add_argument("--sha256", default=OFFICIAL_ARCHIVE_SHA256, help="expected sha256 of the archive (default: the official one)")

@@ -48,7 +48,10 @@ class ImdbQSL:
     def load_samples(self, indices: Sequence[int]) -> None:
         for index in indices:
             self.loaded[index] = np.ascontiguousarray(self.split.token_ids[index][:MAX_LENGTH], dtype=np.int32)
-        log.info("loaded %d samples into RAM (%d resident)", len(indices), len(self.loaded))
+        repeated = len(indices) - len(set(indices))
+        # LoadGen's MultiStream pads its sample set to whole queries of 8 by loading some samples twice
+        padding = f"; {repeated} of them loaded twice, LoadGen's padding to whole queries" if repeated else ""
+        log.info("loaded %d samples into RAM (%d resident%s)", len(indices), len(self.loaded), padding)
 
     def unload_samples(self, indices: Sequence[int]) -> None:
         for index in indices:

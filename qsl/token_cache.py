@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from common.progress import progress
 
 # CorruptCacheError: raised here for a damaged file, and importable from here as before
 from common.caches import (
@@ -30,6 +29,7 @@ from common.caches import (
     read_or_build,
 )
 from common.files import atomic_write
+from common.progress import progress
 from qsl.errors import DatasetError
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
 from qsl.reviews import (
@@ -98,6 +98,8 @@ def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: 
 
     def build() -> list[np.ndarray]:
         started = time.perf_counter()
+        log.info("tokenizing the %s split's %s reviews once (about a minute on 2 cores); later runs read them from %s",
+                 split, f"{len(texts):,}", cache_file)
         token_ids = tokenize_reviews(texts, vocabulary, desc=f"tokenizing {split}")
         log.info("tokenized %d %s reviews in %.1f s", len(texts), split, time.perf_counter() - started)
         return token_ids

@@ -38,6 +38,7 @@ import numpy as np
 
 from common.errors import BadInputError
 from common.files import write_text_atomically
+from common.text import with_article
 from readback.accuracy import NO_PREDICTION, AccuracyCheckError, decode_accuracy_log
 from readback.loadgen_log import (
     ACCURACY_FILE,
@@ -92,7 +93,7 @@ def check_baselines(scenario: str, baselines: Baselines) -> tuple[RunRecord, Run
         except RunRecordError as error:
             raise VerificationError(str(error)) from None
         if record.scenario != scenario:
-            raise VerificationError(f"{role} {path} is a {record.scenario} run; pass a {scenario} run")
+            raise VerificationError(f"{role} {path} is {with_article(record.scenario)} run; pass {with_article(scenario)} run")
         if record.kind != kind:
             raise VerificationError(f"{role} {path} is a {record.kind} run; pass a plain {kind}-mode run")
         required = Path(path) / (ACCURACY_FILE if kind == "accuracy" else DETAIL_FILE)

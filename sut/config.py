@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import BadInputError
-from model.backends import torch_device
 from model.paths import DEFAULT_WEIGHTS
 from model.precision import check_precision
 from qsl.vocabulary import DEFAULT_VOCABULARY
@@ -168,6 +167,10 @@ class RunConfig:
             raise RunError(f"weights file not found: {self.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
         self._check_ray_options()
         if not (self.ray and self.device.split(":")[0] == "cuda"):  # a cluster's GPU is checked by its actors
+            from model.backends import (
+                torch_device,  # torch: imported once the command line is known to be good
+            )
+
             torch_device(self.device)  # DeviceError for a device torch does not know or see
         check_precision(self.backend, self.device, self.precision)
 

@@ -179,7 +179,11 @@ def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Exec
     """Step 2c: size an Offline quick run's query from the rate the executor measures (see :mod:`sut.calibration`)."""
     if not config.calibrates:
         return
-    rate = round(MARGIN * measure_offline_rate(executor, reviews.split, *config.batching()), 1)
+    measured = measure_offline_rate(executor, reviews.split, *config.batching())
+    rate = round(MARGIN * measured, 1)
+    log.info("Offline expected rate set to %s samples/s: %g x the %s measured, so that the query (LoadGen adds 10%%) "
+             "lasts a little over --time %g s, as a VALID run needs", f"{rate:,.1f}", MARGIN, f"{measured:,.0f}",
+             config.duration_s)
     plan.run_settings.add_override(Override("calibrated_qps", rate, {"offline_expected_qps": rate}))
     plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
 

@@ -47,9 +47,9 @@ from typing import Sequence
 import mlperf_loadgen as lg
 import numpy as np
 
+from common.errors import InferenceStalledError
 from model.batching import length_sorted_batches
 from qsl.library import ImdbQSL
-from common.errors import InferenceStalledError
 from sut.executor import Executor, check_labels
 from sut.ledger import SampleLedger
 from sut.responses import ResponseBuffer, complete_samples, complete_without_result

@@ -107,3 +107,11 @@ def test_a_local_run_loads_no_ray_module():
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('sut.ray_')))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_the_command_line_is_parsed_and_checked_before_torch_numba_or_the_sut_load():
+    """--help and a mistyped option answer without loading the runtime (it took 4 s before they could)."""
+    probe = ("import sys, run; run.parse_args(['--scenario', 'Offline', '--precision', 'int8']); "
+             "print(sorted(m for m in ('torch', 'numba', 'ray', 'sut.runner', 'sut.system') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr[-2000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,7 +30,7 @@ from tools.submission import checker as check_submission
 from tools.submission import layout
 from tools.submission import pack as submission
 from tools.submission.pack import assemble
-from tools.submission.runs import SubmissionError
+from tools.submission.runs import SubmissionError, gather_runs
 from tools.submission.system_description import load_system_config
 from tools.submission.truncation import TRUNCATED_LIMIT_BYTES, truncated_content
 
@@ -206,6 +207,9 @@ def test_good_tree_has_the_layout_of_its_rules_version_and_passes_the_checker(go
                      f"{layout.RULES_VERSION} rules, no problem")]
     code, lines = check(base, runs["rules"], capsys, "--dataset-path", str(dataset_path))  # recomputed from full logs
     assert code == 0, lines
+    recomputed = [line for line in lines if line.startswith("accuracy ")]
+    assert len(recomputed) >= 2 and all("recomputed from" in line and "against the test labels" in line
+                                        for line in recomputed), lines  # each scenario at least once
 
 
 def _changed_run(source: Path, target: Path, change_log) -> Path:
@@ -241,7 +245,7 @@ def test_checker_recomputes_accuracy_and_coverage_from_the_full_logs(runs, syste
     assert lines[2] == (f"{cut / 'mlperf_log_accuracy.json'}: missing qsl_idx (100): 24900-24999 "
                         "(an accuracy run covers all 25,000 test reviews)")
     assert lines[3].startswith(f"{_scenario_dir(tree, 'Server') / 'accuracy' / 'accuracy.txt'}: states ")
-    assert lines[4] == "4 problem(s) in 2 of 2 scenario(s)"
+    assert lines[4] == "4 problem(s) in 2 of 2 scenario folder(s)"
 
 
 def test_untruncated_or_unhashed_accuracy_logs_are_reported(tree_copy, runs, capsys):
@@ -259,7 +263,7 @@ def test_untruncated_or_unhashed_accuracy_logs_are_reported(tree_copy, runs, cap
         f"{runs['Offline-accuracy'] / 'mlperf_log_accuracy.json'} (its first and last 4096 bytes)"),
         (f"{test01.parent / 'mlperf_log_accuracy.json'}: accuracy.txt has 0 'hash=<sha256>' lines, expected one: "
         "the sha256 of the full mlperf_log_accuracy.json"),
-        "3 problem(s) in 2 of 2 scenario(s)",
+        "3 problem(s) in 2 of 2 scenario folder(s)",
     ]
 
 
@@ -285,7 +289,7 @@ def test_tree_rules_on_names_files_and_documents_are_reported(tree_copy, runs, c
         (f"{base / 'documentation' / 'calibration.md'}: missing: a closed submission says what calibration or "
         "quantization it did (calibration.md)"),
         f"{run_1 / 'run.json'}: not a file the rules allow here (expected mlperf_log_detail.txt, mlperf_log_summary.txt)",
-        "7 problem(s) in 1 of 2 scenario(s) (6 outside any scenario)",
+        "7 problem(s) in 1 of 2 scenario folder(s) (6 outside any scenario)",
     ]
 
 
@@ -307,7 +311,7 @@ def test_system_description_and_scenarios_are_held_against_the_rules(tree_copy, 
         f"{path}: key 'is_network' belongs to the network division's systems; remove it",
         (f"{base / 'results' / SYSTEM / 'seq2cnn'}: missing scenario(s) Server: a datacenter system's seq2cnn submission "
         "holds Server, Offline"),
-        "5 problem(s) in 0 of 1 scenario(s) (5 outside any scenario)",
+        "5 problem(s) in 0 of 1 scenario folder(s) (5 outside any scenario)",
     ]
 
 
@@ -321,7 +325,7 @@ def test_missing_log_is_reported_with_its_path(tree_copy, runs, capsys):
         f"{_base(tree_copy) / 'systems'}: an empty folder; the rules refuse them",
         f"{_base(tree_copy) / 'systems' / SYSTEM}.json: missing system description; build the tree with 'python -m tools.submission'",
         f"{missing}: missing",
-        "3 problem(s) in 1 of 2 scenario(s) (2 outside any scenario)",
+        "3 problem(s) in 1 of 2 scenario folder(s) (2 outside any scenario)",
     ]
 
 
@@ -333,7 +337,7 @@ def test_invalid_performance_run_is_reported_with_loadgen_checks(runs, system_ya
     assert code == 1
     assert lines[0] == f"{detail}: result is INVALID (early stopping satisfied: NO)"
     assert lines[1].startswith(f"{detail}: the performance run did not meet early stopping: ")
-    assert lines[2:] == ["2 problem(s) in 1 of 2 scenario(s)"]
+    assert lines[2:] == ["2 problem(s) in 1 of 2 scenario folder(s)"]
 
 
 def test_failed_compliance_test_is_reported(tree_copy, runs, capsys):
@@ -341,7 +345,7 @@ def test_failed_compliance_test_is_reported(tree_copy, runs, capsys):
     verify.write_text(verify.read_text().replace("TEST PASS", "TEST FAIL: 3 of 4096 responses differ"))
     code, lines = check(tree_copy, runs["rules"], capsys)
     assert code == 1
-    assert lines == [f"{verify}: TEST01 failed: TEST FAIL: 3 of 4096 responses differ", "1 problem(s) in 1 of 2 scenario(s)"]
+    assert lines == [f"{verify}: TEST01 failed: TEST FAIL: 3 of 4096 responses differ", "1 problem(s) in 1 of 2 scenario folder(s)"]
 
 
 def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
@@ -369,7 +373,7 @@ def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     others = [line for line in lines[:-1] if line not in expected]
     assert len(others) == 2 and others[0].startswith(f"{detail}: result is INVALID ("), others
     assert others[1].startswith(f"{detail}: the performance run did not meet early stopping"), others
-    assert lines[-1] == f"{len(lines) - 1} problem(s) in 1 of 2 scenario(s)"
+    assert lines[-1] == f"{len(lines) - 1} problem(s) in 1 of 2 scenario folder(s)"
 
 
 @pytest.mark.parametrize("scenario, changed_rule, message", [
@@ -420,6 +424,28 @@ def _copy_run(source: Path, target: Path, change) -> Path:
     change(record)
     (target / "run.json").write_text(json.dumps(record))
     return target
+
+
+def test_a_folder_of_runs_gives_the_latest_finished_run_per_slot_and_says_what_it_skipped(runs, tmp_path, caplog):
+    pool = tmp_path / "results"
+    pool.mkdir()
+    for scenario in SCENARIOS:
+        for kind in layout.KINDS:
+            (pool / f"{scenario}-{kind}").symlink_to(runs[f"{scenario}-{kind}"])
+    # later than everything else, yet not the run Offline's TEST01 was verified against
+    _copy_run(runs["Offline-performance"], pool / "later-performance",
+              lambda record: record.update(started_utc="2999-01-01T00:00:00+00:00"))
+    _copy_run(runs["Server-accuracy"], pool / "unfinished", lambda record: record.update(status="failed", error="boom"))
+    (pool / "probe-notes").mkdir()  # not a run folder: not a candidate
+    caplog.set_level(logging.INFO, logger="tools.submission.runs")
+    chosen = {(run.scenario, run.kind): run.path for run in gather_runs([pool])}
+    assert chosen == {(scenario, kind): pool / f"{scenario}-{kind}" for scenario in SCENARIOS for kind in layout.KINDS}
+    said = caplog.text
+    assert f"skipped {pool / 'later-performance'}: Offline-TEST01, the Offline TEST01 run, was verified against" in said
+    assert f"skipped {pool / 'unfinished'}: run {pool / 'unfinished'} did not finish (status 'failed': boom)" in said
+    assert f"took {pool / 'Server-performance'} as the Server performance run" in said
+    (pool / "Offline-TEST01").unlink()  # without a TEST01 to follow, the latest run of the slot
+    assert {run.path for run in gather_runs([pool]) if run.kind == "performance"} >= {pool / "later-performance"}
 
 
 def test_unfinished_run_is_refused(runs, tmp_path):

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from common.files import sha256_of_file, write_text_atomically
+from common.text import plain
 from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
 from model.batching import length_sorted_batches
 from model.paths import DEFAULT_WEIGHTS
@@ -145,7 +146,7 @@ def one_review_p90_ms(backend: Backend, split: TokenizedSplit, seconds: float, c
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.text import plain
 from model.paths import DEFAULT_WEIGHTS
 from qsl.locations import DATASET_LOOKUP_HELP, resolve_dataset_path
 from qsl.token_cache import load_test_split
@@ -115,7 +116,7 @@ def measure_transport(ray, actor, reviews: list[np.ndarray], size: int, repeats:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--ray-address", help="join this cluster instead of starting a local instance")
     parser.add_argument("--ray-actor-cpus", type=float, default=2, help="CPUs (threads) of the actor (default: 2)")

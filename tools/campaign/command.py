@@ -45,21 +45,39 @@ from pathlib import Path
 from typing import Iterator
 
 from common.files import sha256_of_file, write_text_atomically
+from common.text import plain
 from model.paths import DEFAULT_WEIGHTS
 from model.precision import PRECISIONS
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
 from readback.provenance import git_commit
 from sut.settings import DEFAULT_MLPERF_CONF, ConfigError, default_user_conf
-from tools.campaign.manifest import CampaignError, Fingerprint, Manifest, Try, load_manifest
+from tools.campaign.manifest import (
+    CampaignError,
+    Fingerprint,
+    Manifest,
+    Try,
+    load_manifest,
+)
 from tools.campaign.outcome import Outcome, outcome_of
-from tools.campaign.plan import PlannedRun, campaign_scenarios, needed_bytes, plan_campaign, quick_rules_text
+from tools.campaign.plan import (
+    PlannedRun,
+    campaign_scenarios,
+    needed_bytes,
+    plan_campaign,
+    quick_rules_text,
+)
 from tools.report.page import write_report
 from tools.submission import layout
 from tools.submission.checker import SubmissionChecker
 from tools.submission.pack import assemble
 from tools.submission.runs import SubmissionError
-from tools.submission.system_description import SystemConfig, SystemConfigError, load_system_config, system_description
+from tools.submission.system_description import (
+    SystemConfig,
+    SystemConfigError,
+    load_system_config,
+    system_description,
+)
 
 log = logging.getLogger("tools.campaign")
 
@@ -451,7 +469,7 @@ _SCRATCH: list[Path] = []
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", type=Path, required=True, help="system YAML, e.g. configs/systems/example.yaml")
     parser.add_argument("--type", choices=list(layout.SYSTEM_TYPES), help="system type (default: the YAML's system_type)")
     parser.add_argument("--optional", action="store_true", help="also the type's optional scenarios (edge: MultiStream)")

@@ -52,6 +52,7 @@ import sys
 from pathlib import Path
 
 from common.files import atomic_directory
+from common.text import plain
 from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import DETAIL_FILE
 from readback.peak_search import PeakSearch
@@ -226,7 +227,7 @@ def write_report(source: Path, output: Path | None = None) -> Path:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, metavar="RUN_DIR_OR_SUBMISSION_TREE")
     parser.add_argument("--output", type=Path, help="new folder for report.html and the figures (default: <input>/report)")

@@ -59,6 +59,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from common.errors import BadInputError
+from common.text import plain, with_article
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
@@ -143,6 +144,9 @@ class SubmissionChecker:
         self.labels = labels
         self.problems: list[Problem] = []
         self.scenarios: list[tuple[str, str]] = []  # (system, scenario) checked
+        self.rejected: list[tuple[str, str]] = []  # (system, scenario folder) not allowed for its system type
+        #: with labels: one line per accuracy recomputed from its full log
+        self.recomputed: list[str] = []
 
     def add(self, path: Path, message: str, system: str, scenario: str = NOT_SCENARIO) -> None:
         self.problems.append(Problem(path, message, system, scenario))
@@ -247,7 +251,8 @@ class SubmissionChecker:
             if scenario not in SCENARIOS or scenario not in allowed:
                 self.add(base / layout.scenario_dir(system, scenario),
                          f"scenario {scenario!r} is not one of {', '.join(allowed)}" +
-                         (f" (for a {system_type} system)" if system_type else ""), system)
+                         (f" (for {with_article(system_type)} system)" if system_type else ""), system, scenario)
+                self.rejected.append((system, scenario))
                 continue
             self.scenarios.append((system, scenario))
             ScenarioCheck(self, base, system, scenario).run()
@@ -298,12 +303,15 @@ class SubmissionChecker:
             return f"OK: {checked} scenario(s) checked ({listed}) against the {layout.RULES_VERSION} rules, no problem"
         concerned = {(p.system, p.scenario) for p in self.problems if p.scenario != NOT_SCENARIO}
         outside = sum(p.scenario == NOT_SCENARIO for p in self.problems)
-        line = f"{len(self.problems)} problem(s) in {len(concerned)} of {checked} scenario(s)"
+        folders = checked + len(self.rejected)
+        line = f"{len(self.problems)} problem(s) in {len(concerned)} of {folders} scenario folder(s)"
+        if self.rejected:
+            line += f" ({len(self.rejected)} not allowed for the system's type)"
         return line + (f" ({outside} outside any scenario)" if outside else "")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="the submission tree, or one <division>/<submitter> folder of it")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="the benchmark's rules (default: %(default)s)")
     parser.add_argument("--labels", action="store_true",
@@ -326,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for problem in checker.problems:
         print(problem)
+    for line in checker.recomputed:
+        print(f"accuracy {line}")
     print(checker.summary())
     return 1 if checker.problems else 0
 

@@ -2,6 +2,7 @@
 
     python -m tools.submission --runs RUN_DIR [RUN_DIR ...] \\
         --system configs/systems/example.yaml --output SUBMISSION_DIR
+    python -m tools.submission --runs results/ --system ... --output ...   # the latest run of each slot
 
 Each run folder (written by ``run.py``) says in its ``run.json``
 (:mod:`readback.run_record`) which scenario it ran and what kind of run it was:
@@ -44,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common.files import atomic_directory, sha256_of_file
+from common.text import plain
 from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import ACCURACY_FILE
 from readback.run_files import ACCURACY_REPORT_FILE
@@ -59,8 +61,8 @@ from tools.submission.runs import (
     RunFolder,
     SubmissionError,
     config_files,
+    gather_runs,
     main_run,
-    read_run,
     slot_runs,
 )
 from tools.submission.source import source_commit, write_source
@@ -221,7 +223,7 @@ def assemble(run_dirs: list[Path], system_yaml: Path, output: Path, source_commi
     if output.exists():
         raise SubmissionError(f"output folder {output} already exists; a submission is never written over: choose another --output")
     config = load_system_config(system_yaml)
-    slots = slot_runs([read_run(path) for path in run_dirs])
+    slots = slot_runs(gather_runs(run_dirs))
     with atomic_directory(output) as staging:
         base = write_tree(staging, slots, config, source_commit)
     return output / base.relative_to(staging)
@@ -229,9 +231,11 @@ def assemble(run_dirs: list[Path], system_yaml: Path, output: Path, source_commi
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="finished run folders (performance, accuracy, TEST01)")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True,
+                        help="finished run folders (performance, accuracy, TEST01), or folders of them such as "
+                             "results/: from those, the latest finished run of each scenario and kind")
     parser.add_argument("--system", type=Path, required=True, help="system YAML, e.g. configs/systems/example.yaml")
     parser.add_argument("--output", type=Path, required=True, help="new folder for the submission tree (must not exist)")
     parser.add_argument("--source-commit", help="git commit of the code that made the runs, copied into src/ "

@@ -318,6 +318,8 @@ class ScenarioCheck:
         for problem in found.problems():
             self.add(full, f"{problem} (an accuracy run covers all {TEST_SPLIT_REVIEWS:,} test reviews)")
         report = accuracy_report(found, self.checker.labels, reference)
+        self.checker.recomputed.append(f"{path}: {100 * report.accuracy:.3f}% ({report.correct:,} of "
+                                       f"{found.sample_count:,}) recomputed from {full} against the test labels")
         if not report.meets(TARGET_FRACTIONS[0]):
             self.add(full, f"accuracy {100 * report.accuracy:.3f}% (recomputed) is below the "
                            f"{100 * TARGET_FRACTIONS[0]:g}% target {100 * target:.3f}%")

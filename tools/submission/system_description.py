@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from common.errors import BadInputError
+from common.text import plain
 from readback.cluster import ClusterInfo
 from readback.provenance import REPO, package_versions, processor_name
 from tools.submission.machine import (
@@ -272,7 +273,7 @@ def system_description(config: SystemConfig, cluster: ClusterInfo | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("system", type=Path, help="system YAML file, e.g. configs/systems/example.yaml")
     args = parser.parse_args(argv)
     try:
