@@ -153,7 +153,8 @@ def test_a_quick_campaign_killed_in_its_second_run_goes_on_and_its_tree_passes(d
     out = again.stdout
     assert again.returncode == 0, out + again.stderr
     assert "[1/6] SingleStream accuracy: reused runs/SingleStream-accuracy-1 (PASS" in out
-    assert "[2/6] SingleStream performance: runs/SingleStream-performance-1 not reused (interrupted" in out
+    assert ("[2/6] SingleStream performance: runs/SingleStream-performance-1 not reused "
+            "(status 'interrupted': RunInterrupted: SIGTERM received)") in out
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert len(manifest["runs"]["SingleStream-accuracy"]) == 1
     performance_tries = [t["folder"] for t in manifest["runs"]["SingleStream-performance"]]

@@ -50,7 +50,8 @@ TEST_RULES = {
 }
 #: Server runs 5 seconds: at 300 queries/s, 1,500 queries, room for early stopping at p99 (3 s, 900 queries,
 #: left none: a few late queries once made the fixture's TEST01 run INVALID).
-SERVER_RULE = "seq2cnn.Server.min_duration = 5000\n"
+SERVER_MIN_DURATION_MS = 5000
+SERVER_RULE = f"seq2cnn.Server.min_duration = {SERVER_MIN_DURATION_MS}\n"
 #: What the paced SUT sustains: Offline batches of 8 reviews every 20 ms (400 reviews/s, so the 2,000 reviews
 #: of the Offline query last 5 s), Server 300 queries/s with batches of 2 ms.
 TEST_TUNING = (
@@ -60,8 +61,9 @@ TEST_TUNING = (
 PACE = {"Offline": (0.02, ["--max-batchsize", "8"]), "Server": (0.002, [])}
 #: Accuracy runs: Server issues its 25,000 queries at this rate (seconds, not minutes).
 ACCURACY_TUNING = "seq2cnn.Server.target_qps = 5000\n"
-#: Server at 100 queries/s: too few queries for early stopping, so LoadGen finds the run INVALID.
-SLOW_TUNING = "seq2cnn.Server.target_qps = 100\n"
+#: Server at 30 queries/s: 150 queries in 5 s, too few for early stopping at p99 even with none late, so
+#: LoadGen finds the run INVALID (100/s gave 500 queries in 5 s: enough, and the run was VALID).
+SLOW_TUNING = "seq2cnn.Server.target_qps = 30\n"
 
 
 def _write_rules(folder: Path) -> Path:
@@ -366,7 +368,7 @@ def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     detail = run_1 / "mlperf_log_detail.txt"
     expected = [
         f"{measured_conf}: differs from the benchmark's rules file {runs['rules']}",
-        f"{detail}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least 3000",
+        f"{detail}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least {SERVER_MIN_DURATION_MS}",
         f"{detail}: min_query_count is 1; the rules ({runs['rules']}) require at least 100",
         f"{detail}: target_latency_ns is 15000000; the rules ({runs['rules']}) require exactly 100000000",
         (f"{record}: a quick run (duration_s=1): not valid for submission; "
