@@ -7,9 +7,13 @@ import re
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 
 
-def plain(doc: str | None) -> str:
-    """``doc`` without reStructuredText markup: ``:mod:`x``` and ``:class:`x``` become ``x``, double backticks go."""
-    return _ROLE.sub(r"\1", doc or "").replace("``", "")
+def plain(doc: str | None, values: dict[str, str] | None = None) -> str:
+    """``doc`` without reStructuredText markup: ``:mod:`x``` and ``:class:`x``` become ``x``, double backticks go.
+
+    ``values`` gives the words for names that a reader of ``--help`` should see as values, not as names:
+    ``{"MAX_RSS_GROWTH": "5%"}`` turns ``:data:`MAX_RSS_GROWTH``` into ``5%``."""
+    values = values or {}
+    return _ROLE.sub(lambda role: values.get(role.group(1), role.group(1)), doc or "").replace("``", "")
 
 
 def with_article(word: str) -> str:

@@ -5,4 +5,4 @@ import sys
 from tools.bench.backends import main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="bench.py"))  # the usage line's name, as when this was tools/bench.py
+    sys.exit(main(prog="python -m tools.bench"))

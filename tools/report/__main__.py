@@ -5,4 +5,4 @@ import sys
 from tools.report.page import main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="report.py"))  # the usage line's name, as when this was tools/report.py
+    sys.exit(main(prog="python -m tools.report"))

@@ -5,4 +5,4 @@ import sys
 from tools.submission.pack import main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="submission.py"))  # the usage line's name, as when this was tools/submission.py
+    sys.exit(main(prog="python -m tools.submission"))

@@ -3,7 +3,7 @@
     python -m tools.system_description configs/systems/example.yaml     # prints the JSON
 
 The keys are those the MLPerf Inference (v6.1) submission checker requires of
-a system description (:data:`DESCRIPTION_KEYS`; those of
+a system description (:data:`DESCRIPTION_KEYS`, of which
 :data:`MEANINGFUL_KEYS` must not be empty). What the machine can tell is
 measured here, from files Linux exposes without root: processor model,
 sockets and physical cores (``/proc/cpuinfo``), frequency and caches
@@ -273,7 +273,9 @@ def system_description(config: SystemConfig, cluster: ClusterInfo | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.system_description", description=plain(__doc__, {
+        "DESCRIPTION_KEYS": f"{len(DESCRIPTION_KEYS)} keys", "MEANINGFUL_KEYS": f"{len(MEANINGFUL_KEYS)}",
+        "NOT_EXPOSED": repr(NOT_EXPOSED)}), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("system", type=Path, help="system YAML file, e.g. configs/systems/example.yaml")
     args = parser.parse_args(argv)
     try:
