@@ -9,11 +9,16 @@ size or :data:`MAX_EXTRACTED_BYTES` in all, or hold more than
 bound, so a decompression bomb costs no more than the bound to refuse). Extraction
 goes to a temporary sibling folder that is renamed into place only when
 complete, so an interrupted run never leaves a half-extracted dataset behind.
+
+Members are written with :mod:`tarfile`'s ``data`` filter where the Python has it (3.10.12, 3.11.4, 3.12
+and later); on older ones (Debian bookworm's 3.11.2) :func:`write_member` writes them as that filter
+would: no owner from the archive, no setuid or other special mode bits.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -30,6 +35,8 @@ MAX_EXPANSION_RATIO = 20
 MAX_EXTRACTED_BYTES = 4 << 30
 #: the most members an archive may have (IMDB's: about 100,000)
 MAX_MEMBERS = 500_000
+#: whether this Python's tarfile has extraction filters (3.10.12, 3.11.4, 3.12 and later)
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 
 
 def is_archive(path: Path) -> bool:
@@ -63,6 +70,25 @@ def checked_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo
     return members
 
 
+def write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, folder: Path) -> None:
+    """Write ``member`` (a plain file or folder, already checked by :func:`check_member`) under ``folder``
+    as the ``data`` filter would: owned by the user who extracts; a folder with the default mode; a file
+    without setuid, setgid, sticky and group or other write bits, executable only if its owner may
+    execute it, and readable and writable by its owner."""
+    path = folder.joinpath(*PurePosixPath(member.name).parts)
+    if member.isdir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    with source, open(path, "wb") as out:
+        shutil.copyfileobj(source, out)
+    mode = member.mode & 0o755
+    if not mode & 0o100:
+        mode &= ~0o111
+    path.chmod(mode | 0o600)
+
+
 def extract_archive(archive: Path, target: Path) -> None:
     """Extract every member of ``archive`` into the new folder ``target``, atomically."""
     try:
@@ -70,7 +96,10 @@ def extract_archive(archive: Path, target: Path) -> None:
             with tarfile.open(archive, "r:*") as tar:
                 members = checked_members(tar, archive)
                 for member in progress(members, desc=f"extracting {archive.name}", unit="file", leave=False):
-                    tar.extract(member, staging, filter="data")
+                    if HAS_DATA_FILTER:
+                        tar.extract(member, staging, filter="data")
+                    else:
+                        write_member(tar, member, staging)
     except OSError as error:
         if not target.is_dir():  # else another process finished the same extraction first
             raise DatasetError(f"cannot extract {archive} into {target.parent} ({error}): check the file, the free "

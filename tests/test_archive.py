@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -64,6 +65,33 @@ def test_normal_archive_extracts(imdb_archive, cache):
     assert [path.name for path in (cache / "datasets").iterdir()] == [folder.name]
 
 
+@pytest.fixture(params=["data filter", "own writer"])
+def extraction(request, monkeypatch) -> str:
+    """Both ways of writing members: tarfile's ``data`` filter, and the writer for Pythons without it."""
+    if request.param == "own writer":
+        monkeypatch.setattr(qsl.archive, "HAS_DATA_FILTER", False)
+    elif not qsl.archive.HAS_DATA_FILTER:
+        pytest.skip("this Python's tarfile has no extraction filters")
+    return request.param
+
+
+def test_members_are_written_without_the_archive_s_owner_or_special_mode_bits(extraction, tmp_path, cache):
+    setuid, data = file_member("aclImdb/train/pos/4_9.txt", "suid")
+    setuid.mode, setuid.uid, setuid.gid = 0o4777, 4242, 4242
+    folder_info = tarfile.TarInfo("aclImdb/test")
+    folder_info.type, folder_info.mode = tarfile.DIRTYPE, 0o777
+    members = [(folder_info, None), *(file_member(name, text) for name, text in REVIEWS.items()), (setuid, data)]
+    archive = write_archive(tmp_path / "modes.tar.gz", members)
+    folder = extracted_archive(archive, cache)
+    for name, text in REVIEWS.items():
+        assert (folder / name).read_text() == text
+    written = (folder / setuid.name).stat()
+    assert written.st_mode & 0o7777 == 0o755 and written.st_uid == Path(cache).stat().st_uid
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (folder / "aclImdb" / "test").stat().st_mode & 0o7777 == 0o777 & ~umask  # a new folder's default
+
+
 UNSAFE_MEMBERS = {
     "parent path": file_member("../escaped.txt", "x"),
     "nested parent path": file_member("aclImdb/../../escaped.txt", "x"),
@@ -76,7 +104,7 @@ UNSAFE_MEMBERS = {
 
 
 @pytest.mark.parametrize("kind", UNSAFE_MEMBERS)
-def test_unsafe_member_is_refused_and_nothing_is_left(kind, tmp_path, cache):
+def test_unsafe_member_is_refused_and_nothing_is_left(kind, extraction, tmp_path, cache):
     bad_info, bad_data = UNSAFE_MEMBERS[kind]
     # A regular file first, so a lazy check would already have extracted something.
     members = [file_member("aclImdb/train/pos/0_9.txt", "fine"), (bad_info, bad_data)]
