@@ -76,7 +76,8 @@ LOADGEN_FLUSH_S = 0.1
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     """The run's configuration, as the command line asks for it."""
-    parser = argparse.ArgumentParser(prog="python run.py", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python run.py", description=plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=list(SCENARIOS), default="SingleStream",
                         help="the LoadGen scenario (default: %(default)s)")
     parser.add_argument("--accuracy", action="store_true", help="accuracy mode: every sample once, then the checker")

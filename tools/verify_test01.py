@@ -22,7 +22,8 @@ from readback.test01 import Baselines, VerificationError, verify_test01
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.verify_test01", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.verify_test01", description=plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compliance-run", type=Path, required=True, help="folder of the run.py --compliance TEST01 run")
     parser.add_argument("--accuracy-run", type=Path, required=True, help="folder of the accuracy-mode run")
     parser.add_argument("--performance-run", type=Path, required=True, help="folder of the performance run")

@@ -116,7 +116,8 @@ def measure_transport(ray, actor, reviews: list[np.ndarray], size: int, repeats:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_ray", description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_ray", description=plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--ray-address", help="join this cluster instead of starting a local instance")
     parser.add_argument("--ray-actor-cpus", type=float, default=2, help="CPUs (threads) of the actor (default: 2)")

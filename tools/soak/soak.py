@@ -147,9 +147,9 @@ def format_table(rows: list[Window]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=plain(__doc__, {
-        "RSS_EVERY_S": f"{RSS_EVERY_S:g}", "MAX_RSS_GROWTH": f"{MAX_RSS_GROWTH:.0%}",
-        "MAX_P99_RATIO": f"{MAX_P99_RATIO:g}x"}),
+    description = plain(__doc__, {"RSS_EVERY_S": f"{RSS_EVERY_S:g}", "MAX_RSS_GROWTH": f"{MAX_RSS_GROWTH:.0%}",
+                                  "MAX_P99_RATIO": f"{MAX_P99_RATIO:g}x"})
+    parser = argparse.ArgumentParser(prog="python -m tools.soak", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument("--peak-qps", type=float, help="the measured peak Server rate (default: measure it first)")

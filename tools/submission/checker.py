@@ -311,10 +311,11 @@ class SubmissionChecker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=plain(__doc__, {
-        "tools.submission.layout.RULES_VERSION": layout.RULES_VERSION,
-        "tools.submission.layout.REQUIRED_SCENARIOS": "; ".join(
-            f"{kind}: {', '.join(names)}" for kind, names in layout.REQUIRED_SCENARIOS.items())}), formatter_class=argparse.RawDescriptionHelpFormatter)
+    required = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in layout.REQUIRED_SCENARIOS.items())
+    description = plain(__doc__, {"tools.submission.layout.RULES_VERSION": layout.RULES_VERSION,
+                                  "tools.submission.layout.REQUIRED_SCENARIOS": required})
+    parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="the submission tree, or one <division>/<submitter> folder of it")
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="the benchmark's rules (default: %(default)s)")
     parser.add_argument("--labels", action="store_true",

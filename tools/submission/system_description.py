@@ -273,9 +273,10 @@ def system_description(config: SystemConfig, cluster: ClusterInfo | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.system_description", description=plain(__doc__, {
-        "DESCRIPTION_KEYS": f"{len(DESCRIPTION_KEYS)} keys", "MEANINGFUL_KEYS": f"{len(MEANINGFUL_KEYS)}",
-        "NOT_EXPOSED": repr(NOT_EXPOSED)}), formatter_class=argparse.RawDescriptionHelpFormatter)
+    description = plain(__doc__, {"DESCRIPTION_KEYS": f"{len(DESCRIPTION_KEYS)} keys",
+                                  "MEANINGFUL_KEYS": f"{len(MEANINGFUL_KEYS)}", "NOT_EXPOSED": repr(NOT_EXPOSED)})
+    parser = argparse.ArgumentParser(prog="python -m tools.system_description", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("system", type=Path, help="system YAML file, e.g. configs/systems/example.yaml")
     args = parser.parse_args(argv)
     try:
