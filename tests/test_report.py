@@ -116,6 +116,9 @@ def test_submission_tree_report(level, runs, tmp_path):
     assert "missing: performance/run_1/mlperf_log_detail.txt" in text
     # the performance run's record and timings, read from documentation/runs/
     assert "Quick run (duration_s=1" in text and "No sut_timings.npz" not in text.split("Server: accuracy")[0]
+    # the project's checker's verdict beside LoadGen's VALID: this tree of a quick run does not pass it
+    assert "Submission checker" in text and "refuses the tree" in text
+    assert "a quick run (duration_s=1" in text and "come from quick runs" in text
 
 
 def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -354,18 +355,24 @@ def test_failed_compliance_test_is_reported(tree_copy, runs, capsys):
     assert lines == [f"{verify}: TEST01 failed: TEST FAIL: 3 of 4096 responses differ", "1 problem(s) in 1 of 2 scenario folder(s)"]
 
 
+def _swap_in_server_performance_run(tree: Path, run_dir: Path) -> tuple[Path, Path]:
+    """Put ``run_dir``'s logs and record in place of the tree's Server performance run; returns the detail log
+    and the record as placed."""
+    run_1 = _scenario_dir(tree, "Server") / "performance" / "run_1"
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
+        shutil.copy(run_dir / name, run_1 / name)
+    record = _base(tree) / "documentation" / "runs" / SYSTEM / "seq2cnn" / "Server" / "performance" / "run.json"
+    shutil.copy(run_dir / "run.json", record)
+    return run_1 / "mlperf_log_detail.txt", record
+
+
 def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     """The quick run under configs/mlperf.conf in place of the Server performance run, checked against the test rules."""
-    run_1 = _scenario_dir(tree_copy, "Server") / "performance" / "run_1"
-    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
-        shutil.copy(runs["quick"] / name, run_1 / name)
-    record = _base(tree_copy) / "documentation" / "runs" / SYSTEM / "seq2cnn" / "Server" / "performance" / "run.json"
-    shutil.copy(runs["quick"] / "run.json", record)
+    detail, record = _swap_in_server_performance_run(tree_copy, runs["quick"])
     measured_conf = _scenario_dir(tree_copy, "Server") / "mlperf.conf"
     shutil.copy(REPO / "configs" / "mlperf.conf", measured_conf)
     code, lines = check(tree_copy, runs["rules"], capsys)
     assert code == 1
-    detail = run_1 / "mlperf_log_detail.txt"
     expected = [
         f"{measured_conf}: differs from the benchmark's rules file {runs['rules']}",
         f"{detail}: min_duration_ms is 1000; the rules ({runs['rules']}) require at least {SERVER_MIN_DURATION_MS}",
@@ -379,7 +386,63 @@ def test_settings_that_break_the_rules_are_reported(tree_copy, runs, capsys):
     others = [line for line in lines[:-1] if line not in expected]
     assert len(others) == 2 and others[0].startswith(f"{detail}: result is INVALID ("), others
     assert others[1].startswith(f"{detail}: the performance run did not meet early stopping"), others
-    assert lines[-1] == f"{len(lines) - 1} problem(s) in 1 of 2 scenario folder(s)"
+    # the minimums, the quick-run flag and early stopping are what a quick run explains
+    assert lines[-1] == (f"{len(lines) - 1} problem(s) in 1 of 2 scenario folder(s); 4 of them come from quick runs "
+                         "(--rehearsal checks a tree of quick runs and lists those as expected)")
+
+    # A rehearsal lists those four as expected; a rules file that differs, a latency bound that differs from the
+    # rules' and an INVALID run stay problems (a quick run explains none of them).
+    code, lines = check(tree_copy, runs["rules"], capsys, "--rehearsal")
+    assert code == 1
+    expected_of_quick = [line.removeprefix("expected of a quick run: ") for line in lines
+                         if line.startswith("expected of a quick run: ")]
+    assert expected_of_quick == [others[1], expected[1], expected[2], expected[4]]
+    assert [line for line in lines if not line.startswith("expected of a quick run: ")] == [
+        expected[0], others[0], expected[3],
+        "3 problem(s) in 1 of 2 scenario folder(s); besides, 4 finding(s) expected of quick runs"]
+
+
+def test_a_rehearsal_tree_of_valid_quick_runs_passes_its_structure_check_and_the_packer_says_it_will_fail(
+        runs, tree_copy, system_yaml, tmp_path, dataset_path, paced, capsys, caplog):
+    """A quick Server run (4 s, under the rules' 5 s) that LoadGen found VALID, in a tree that is right in every
+    other way: the checker refuses it (the quick-run flag, the minimum duration and query count), --rehearsal
+    passes it, listing those as expected, and the packer's verdict on such a tree names them and says MLPerf's checker will refuse it."""
+    quick = tmp_path / "quick-server"
+    assert run.main(["--scenario", "Server", "--time", "4", "--qps", "300", "--dataset-path", str(dataset_path),
+                     "--mlperf-conf", str(runs["rules"]), "--user-conf", str(runs["rules"].parent / "user.conf"),
+                     "--output-dir", str(quick)], backend=paced(PACE["Server"][0])) == 0
+    capsys.readouterr()  # the run's summary
+    detail, record = _swap_in_server_performance_run(tree_copy, quick)
+    code, refused = check(tree_copy, runs["rules"], capsys)
+    code_rehearsal, lines = check(tree_copy, runs["rules"], capsys, "--rehearsal")
+    assert code_rehearsal == 0, lines
+    assert all(line.startswith("expected of a quick run: ") for line in lines[:-1]), lines
+    expected = [line.removeprefix("expected of a quick run: ") for line in lines[:-1]]
+    # --time 4 set the minimum duration to 4 s and the minimum query count to 1 (early stopping, met or not,
+    # decides the validity, which LoadGen judged VALID)
+    assert f"{detail}: min_duration_ms is 4000; the rules ({runs['rules']}) require at least {SERVER_MIN_DURATION_MS}" in expected
+    assert f"{detail}: min_query_count is 1; the rules ({runs['rules']}) require at least 100" in expected
+    assert (f"{record}: a quick run (duration_s=4, target_qps=300): not valid for submission; rerun without "
+            "--time/--qps/--target-latency/--count") == expected[-1]
+    assert lines[-1].startswith("REHEARSAL OK: 2 scenario(s) checked") and \
+        f"; {len(expected)} finding(s) expected of quick runs (listed above), no other problem" in lines[-1]
+    # without --rehearsal the same findings are the tree's problems, and the summary says where they come from
+    assert code == 1 and refused[:-1] == expected
+    assert refused[-1] == (f"{len(expected)} problem(s) in 1 of 2 scenario folder(s); {len(expected)} of them come from "
+                           "quick runs (--rehearsal checks a tree of quick runs and lists those as expected)")
+
+    # The packer holds the tree it wrote against the benchmark's rules (configs/mlperf.conf): it is written, and
+    # the packer says that MLPerf's checker will refuse it, naming the first problems and the quick runs' share.
+    packed = tmp_path / "packed"
+    with caplog.at_level(logging.WARNING, logger="tools.submission.pack"):
+        assert submission.main(["--runs", str(quick), str(runs["Server-accuracy"]), str(runs["Offline-accuracy"]),
+                                str(runs["Offline-performance"]), "--system", str(system_yaml),
+                                "--output", str(packed)]) == 0
+    verdicts = [r.getMessage() for r in caplog.records if "will NOT pass MLPerf's submission checker" in r.getMessage()]
+    assert len(verdicts) == 1, [r.getMessage() for r in caplog.records]
+    assert re.search(r"the project's checker finds \d+ problem\(s\) \([1-9]\d* from quick runs\):", verdicts[0])
+    assert f"python -m tools.check_submission {packed} lists them all (--rehearsal: " in verdicts[0]
+    assert "submission written to" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("scenario, changed_rule, message", [

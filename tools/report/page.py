@@ -15,6 +15,10 @@ The input is either
   (``<scenario>/<TEST>/verify_*.txt``), and each system its description
   (``systems/<system>.json``); each run's ``run.json`` and ``sut_timings.npz``
   are read from ``documentation/runs/<system>/seq2cnn/<scenario>/<kind>/``.
+  The page opens with the project's checker's verdict on the tree (the
+  benchmark's rules, ``python -m tools.check_submission``) and every problem
+  it found, and the overview gives each scenario's count beside LoadGen's
+  verdicts: a tree of VALID quick runs still fails the checker.
 
 For each run the page shows LoadGen's verdict (VALID/INVALID, with the failed
 checks, the early-stopping hint and logged errors), whether it was a quick
@@ -49,6 +53,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 from common.files import atomic_directory
@@ -85,6 +90,8 @@ from tools.report.run_section import (
     render_record,
     render_run,
 )
+from tools.submission.checker import SubmissionChecker, check_tree
+from tools.submission.layout import RULES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +142,20 @@ def render_peak_search(run_dir: Path, record: RunRecord, page: Page) -> str:
     return f'<section id="peak-search"><h2>Server peak search</h2>{"".join(parts)}</section>'
 
 
+def render_checker(checker: SubmissionChecker) -> str:
+    """The project's checker's verdict on the tree (the benchmark's rules), with every problem it found: the
+    verdict MLPerf's checker would give, beside each run's LoadGen verdict below."""
+    verdict = badge("passes" if not checker.problems else "refuses the tree", not checker.problems)
+    listed = ('<ul class="reasons">' + "".join(f"<li>{esc(problem)}</li>" for problem in checker.problems) + "</ul>"
+              if checker.problems else "")
+    return (f"<h2>Submission checker</h2><p>The project's checker (python -m tools.check_submission, the "
+            f"{esc(RULES_VERSION)} rules): {verdict} {esc(checker.summary())}</p>{listed}")
+
+
 def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) -> str:
-    """An overview table, each system's description, then one section per scenario."""
+    """The checker's verdict, an overview table, each system's description, then one section per scenario."""
+    checker = check_tree(root)
+    problems_of = Counter((problem.system, problem.scenario) for problem in checker.problems)
     overview, sections, systems_seen = [], [], set()
     for entry in scenarios:
         performance = [run for name, run in entry.runs if name.startswith("performance/")]
@@ -147,6 +166,8 @@ def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) 
             ", ".join(format_result(run.result) for run in performance) or "n/a",
             accuracy_verdict(accuracy[0])[1] if accuracy else "missing",
             ", ".join(f"{c.test} {verdict_text(c.passed)}" for c in entry.compliance) or "none",
+            f"{problems_of[(entry.system, entry.scenario)]} problem(s)" if problems_of[(entry.system, entry.scenario)]
+            else "OK",
         ))
         system_key = (entry.division, entry.submitter, entry.system)
         if system_key not in systems_seen:
@@ -161,8 +182,8 @@ def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) 
                   for run_name, run in entry.runs]
         parts.append(render_compliance(entry.compliance) or note("No compliance test results for this scenario."))
         sections.append(f"<section>{''.join(parts)}</section>")
-    head = ("submission", "system", "scenario", "performance", "result", "accuracy", "compliance")
-    return f"<p>{esc(root)}</p>" + table(overview, head) + "".join(sections)
+    head = ("submission", "system", "scenario", "performance", "result", "accuracy", "compliance", "checker")
+    return f"<p>{esc(root)}</p>" + render_checker(checker) + table(overview, head) + "".join(sections)
 
 
 def render_system(entry: ScenarioResults) -> str:

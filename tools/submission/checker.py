@@ -41,9 +41,18 @@ checks on such a tree, so that a submitter learns it here first:
   ``verify_performance.txt`` with ``TEST PASS``, its truncated accuracy log
   with its hash.
 
-Output: one line ``PATH: problem`` per problem, then a summary line. Exit
-status 0 when there is no problem, 1 when there is any, 2 when the folder is
-not a submission tree or an option is unusable.
+``--rehearsal`` checks a tree of quick runs (``run.py --time``, a rehearsal
+of the pipeline before the real runs): the findings a quick run explains
+(the quick-run flag, a duration or query count under the rules' minimum,
+early stopping not met, a failed TEST01 speed check) are listed as
+expected; everything else (the tree, the documents, the system description,
+the scenarios, accuracy, TEST01's accuracy check, an INVALID run) counts as
+without it. MLPerf's own checker refuses such a tree all the same.
+
+Output: one line ``PATH: problem`` per problem (in a rehearsal, ``expected of
+a quick run: PATH: finding`` before them), then a summary line. Exit status 0
+when there is no problem, 1 when there is any, 2 when the folder is not a
+submission tree or an option is unusable.
 """
 
 from __future__ import annotations
@@ -78,7 +87,8 @@ from tools.submission.system_description import DESCRIPTION_KEYS, MEANINGFUL_KEY
 
 #: The checker's command line and classes, and the rules a run's settings are held against (as
 #: ``tools.check_submission`` had them).
-__all__ = ["Problem", "SubmissionChecker", "UsageError", "benchmark_rules", "main", "rule_violations", "submitter_dirs"]
+__all__ = ["Problem", "SubmissionChecker", "UsageError", "benchmark_rules", "check_tree", "main", "rule_violations",
+           "submitter_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +112,8 @@ class Problem:
     message: str
     system: str
     scenario: str = NOT_SCENARIO
+    #: a finding a quick run explains (too short, too few queries, a noisy TEST01 speed check)
+    quick: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -135,21 +147,26 @@ def _is_integer(value: object) -> bool:
 class SubmissionChecker:
     """Checks ``<division>/<submitter>`` folders against the rules file and, if given, the test labels."""
 
-    def __init__(self, mlperf_conf: Path, labels: np.ndarray | None = None):
+    def __init__(self, mlperf_conf: Path, labels: np.ndarray | None = None, rehearsal: bool = False):
         self.mlperf_conf = Path(mlperf_conf)
+        #: a rehearsal tree (of quick runs): what quick runs explain is expected, not a problem
+        self.rehearsal = rehearsal
         try:
             self.reference_conf = self.mlperf_conf.read_bytes()
         except OSError as error:
             raise UsageError(f"cannot read the rules file {mlperf_conf}: {error.strerror or error}; pass --mlperf-conf") from None
         self.labels = labels
         self.problems: list[Problem] = []
+        #: in a rehearsal: the findings quick runs explain
+        self.expected: list[Problem] = []
         self.scenarios: list[tuple[str, str]] = []  # (system, scenario) checked
         self.rejected: list[tuple[str, str]] = []  # (system, scenario folder) not allowed for its system type
         #: with labels: one line per accuracy recomputed from its full log
         self.recomputed: list[str] = []
 
-    def add(self, path: Path, message: str, system: str, scenario: str = NOT_SCENARIO) -> None:
-        self.problems.append(Problem(path, message, system, scenario))
+    def add(self, path: Path, message: str, system: str, scenario: str = NOT_SCENARIO, quick: bool = False) -> None:
+        problem = Problem(path, message, system, scenario, quick)
+        (self.expected if quick and self.rehearsal else self.problems).append(problem)
 
     def check_root(self, root: Path) -> None:
         """The tree's root: division folders and documents only; division folders hold submitter folders only."""
@@ -300,6 +317,10 @@ class SubmissionChecker:
         checked = len(self.scenarios)
         if not self.problems:
             listed = ", ".join(f"{system} {scenario}" for system, scenario in self.scenarios)
+            if self.rehearsal:
+                return (f"REHEARSAL OK: {checked} scenario(s) checked ({listed}) against the {layout.RULES_VERSION} "
+                        f"rules; {len(self.expected)} finding(s) expected of quick runs (listed above), no other "
+                        "problem: the tree's structure passes, its runs are NOT valid for submission")
             return f"OK: {checked} scenario(s) checked ({listed}) against the {layout.RULES_VERSION} rules, no problem"
         concerned = {(p.system, p.scenario) for p in self.problems if p.scenario != NOT_SCENARIO}
         outside = sum(p.scenario == NOT_SCENARIO for p in self.problems)
@@ -307,7 +328,28 @@ class SubmissionChecker:
         line = f"{len(self.problems)} problem(s) in {len(concerned)} of {folders} scenario folder(s)"
         if self.rejected:
             line += f" ({len(self.rejected)} not allowed for the system's type)"
-        return line + (f" ({outside} outside any scenario)" if outside else "")
+        line += f" ({outside} outside any scenario)" if outside else ""
+        if self.rehearsal:
+            line += f"; besides, {len(self.expected)} finding(s) expected of quick runs"
+        elif quick := sum(p.quick for p in self.problems):
+            line += (f"; {quick} of them come from quick runs (--rehearsal checks a tree of quick runs and lists "
+                     "those as expected)")
+        return line
+
+
+def check_tree(submission: Path, mlperf_conf: Path = DEFAULT_MLPERF_CONF, labels: np.ndarray | None = None,
+               rehearsal: bool = False) -> SubmissionChecker:
+    """Check a tree's root (when ``submission`` is one) and each ``<division>/<submitter>`` folder; the checker
+    holds the problems (and, in a rehearsal, the expected findings). :class:`UsageError` if it is no tree."""
+    if not submission.is_dir():
+        raise UsageError(f"{submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
+    bases = submitter_dirs(submission)
+    checker = SubmissionChecker(mlperf_conf, labels, rehearsal=rehearsal)
+    if bases != [submission]:
+        checker.check_root(submission)
+    for base in bases:
+        checker.check(base)
+    return checker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,21 +363,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", action="store_true",
                         help="recompute accuracy from the full logs (in the run folders) against the test labels")
     parser.add_argument("--dataset-path", type=Path, help=f"with --labels: {DATASET_LOOKUP_HELP}")
+    parser.add_argument("--rehearsal", action="store_true",
+                        help="a tree of quick runs (a rehearsal of the pipeline): what quick runs explain (the "
+                             "quick-run flag, a duration or query count under the rules' minimum, early stopping not "
+                             "met, a failed TEST01 speed check) is listed as expected; every other check counts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if not args.submission.is_dir():
             raise UsageError(f"{args.submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
-        bases = submitter_dirs(args.submission)
+        submitter_dirs(args.submission)  # a folder that is no tree is refused before the labels are read
         labels = split_labels(dataset_root(args.dataset_path), "test") if args.labels or args.dataset_path else None
-        checker = SubmissionChecker(args.mlperf_conf, labels)
-        if bases != [args.submission]:
-            checker.check_root(args.submission)
-        for base in bases:
-            checker.check(base)
+        checker = check_tree(args.submission, args.mlperf_conf, labels, args.rehearsal)
     except (UsageError, ConfigError, DatasetError, AccuracyCheckError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for problem in checker.expected:
+        print(f"expected of a quick run: {problem}")
     for problem in checker.problems:
         print(problem)
     for line in checker.recomputed:

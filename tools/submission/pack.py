@@ -30,8 +30,11 @@ run of an unknown kind, two runs for the same scenario and kind, runs of one
 scenario under different ``mlperf.conf`` files, runs made with a LoadGen
 whose seeds are not those of the layout's round. ``SUBMISSION_DIR`` must not
 exist: the tree is written into a temporary folder beside it and renamed at
-the end, so an error leaves nothing half-written. Check the result with
-``python -m tools.check_submission SUBMISSION_DIR``.
+the end, so an error leaves nothing half-written. The project's checker
+then reads the tree: when it finds problems (quick runs, a failed TEST01, a
+scenario the system type does not allow), the packer warns that MLPerf's
+checker will refuse the tree and names them; ``python -m
+tools.check_submission SUBMISSION_DIR`` lists them all.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import ACCURACY_FILE
 from readback.run_files import ACCURACY_REPORT_FILE
 from tools.submission import layout
+from tools.submission.checker import check_tree
 from tools.submission.documents import (
     calibration_text,
     implementation_description,
@@ -248,7 +252,29 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"submission written to {base}")
+    say_checker_verdict(args.output)
     return 0
+
+
+#: problems the packer's verdict names before it points at the checker for the rest
+SHOWN_PROBLEMS = 5
+
+
+def say_checker_verdict(root: Path) -> None:
+    """What the project's checker (the benchmark's rules, accuracy as stated) says of the tree just written: a
+    tree it refuses, MLPerf's checker refuses too, so the packer says so, and why, before anyone submits it."""
+    checker = check_tree(root)
+    if not checker.problems:
+        print(f"the project's checker finds no problem: {checker.summary()}")
+        return
+    quick = sum(problem.quick for problem in checker.problems)
+    shown = "".join(f"\n  {problem}" for problem in checker.problems[:SHOWN_PROBLEMS])
+    more = len(checker.problems) - SHOWN_PROBLEMS
+    log.warning("this tree will NOT pass MLPerf's submission checker: the project's checker finds %d problem(s)%s:%s%s"
+                "\n  python -m tools.check_submission %s lists them all%s",
+                len(checker.problems), f" ({quick} from quick runs)" if quick else "", shown,
+                f"\n  ... and {more} more" if more > 0 else "", root,
+                " (--rehearsal: a tree of quick runs, their findings listed as expected)" if quick else "")
 
 
 if __name__ == "__main__":
