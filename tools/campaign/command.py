@@ -471,7 +471,9 @@ _SCRATCH: list[Path] = []
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", type=Path, required=True, help="system YAML, e.g. configs/systems/example.yaml")
-    parser.add_argument("--type", choices=list(layout.SYSTEM_TYPES), help="system type (default: the YAML's system_type)")
+    parser.add_argument("--type", choices=list(layout.SYSTEM_TYPES), metavar="TYPE",
+                        help="system type: edge, datacenter, or both as datacenter,edge (default: the YAML's "
+                             "system_type)")
     parser.add_argument("--optional", action="store_true", help="also the type's optional scenarios (edge: MultiStream)")
     parser.add_argument("--folder", type=Path, help="the campaign's folder (default: results/campaigns/<system>-<precision>); "
                                                     "the same folder resumes a stopped campaign")
