@@ -12,7 +12,7 @@ ifdef DATASET
 export SEQ2CNN_DATASET := $(DATASET)
 endif
 
-.PHONY: install run evaluate test test-fast campaign
+.PHONY: install run evaluate test test-fast campaign docker-test
 
 install: $(VENV)/.installed
 
@@ -42,3 +42,7 @@ run: install
 SYSTEM ?= configs/systems/example.yaml
 campaign: install
 	$(PY) -m tools.campaign --system $(SYSTEM) $(ARGS)
+
+# The Docker check (not part of make test): build the image and run it as a user would (docker/test.sh).
+docker-test:
+	docker/test.sh

@@ -6,7 +6,8 @@ setup(
     name="seq2cnn-mlperf",
     version="0.1.0",
     description="MLPerf Inference system-under-test for Seq2CNN sentiment analysis on IMDB, driven by LoadGen",
-    python_requires=">=3.10",
+    # The versions tested: CPython 3.11 (3.11.2, Debian bookworm's, in the Docker check; 3.11.7 in CI).
+    python_requires=">=3.11,<3.12",
     packages=find_packages(include=["common", "common.*", "qsl", "qsl.*", "model", "model.*", "readback", "readback.*", "sut", "sut.*", "tools", "tools.*"]),
     package_data={"model": ["seq2cnn.safetensors", "seq2cnn.safetensors.sha256", "vocab.json", "MODEL.md"]},
     install_requires=[

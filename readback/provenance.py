@@ -22,15 +22,21 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+#: set by the Docker image (its build argument SOURCE_COMMIT): the commit its code was copied from
+SOURCE_COMMIT_VARIABLE = "SEQ2CNN_SOURCE_COMMIT"
+
+
 def git_commit() -> dict[str, object]:
-    """The checkout's commit and whether it had uncommitted changes (``unknown`` outside git)."""
+    """The checkout's commit and whether it had uncommitted changes. Outside git (a Docker image) the commit is
+    ``$SEQ2CNN_SOURCE_COMMIT`` when the image was built with it, else ``unknown``; ``dirty`` is then ``None``
+    (not known)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+        return {"commit": os.environ.get(SOURCE_COMMIT_VARIABLE) or "unknown", "dirty": None}
 
 
 def processor_name() -> str:
