@@ -347,3 +347,21 @@ def test_int8_tables_keep_the_labels_of_fp32_on_real_reviews(test_split, folded_
     np.testing.assert_array_equal(int8, first.logits(reviews))
     assert (int8.argmax(1) == exact.argmax(1)).mean() >= 0.995
     assert np.abs(int8 - exact).max() < 0.1
+
+
+@pytest.mark.parametrize("threads", [1, None])
+def test_a_read_only_review_runs_the_kernel_compiled_at_load_time(threads):
+    """A Ray actor decodes its reviews from a message's bytes (read-only arrays). The kernel compiled (or read
+    from numba's cache) when the backend loaded must answer them: numba types read-only arrays apart, and a
+    second compilation took seconds in the first query of a Server run on Ray (INVALID, 65 queries outstanding)."""
+    from model.backends import create_backend
+    from model.folded import folded_logits, folded_logits_one_thread
+
+    backend = create_backend("folded", threads=threads)
+    kernel = folded_logits_one_thread if threads == 1 else folded_logits
+    compiled = list(kernel.signatures)
+    review = np.frombuffer(np.array([12, 7, 305, 9, 44, 1, 18], dtype="<i4").tobytes(), "<i4")
+    assert not review.flags.writeable
+    writable = backend.logits([review.copy()])
+    np.testing.assert_array_equal(backend.logits([review]), writable)
+    assert list(kernel.signatures) == compiled
