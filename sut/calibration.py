@@ -36,7 +36,8 @@ CALIBRATION_SECONDS = 1.0
 #: reviews drawn at random for the measurement
 CALIBRATION_REVIEWS = 8192
 #: the expected rate is the measured one times this, so that the run lasts at least --time even when the
-#: machine is faster during the run than during the calibration (less busy), by up to MARGIN x 1.1
+#: machine is faster during the run than during the calibration (less busy), by up to MARGIN x LoadGen's 1.1
+#: (:data:`sut.load_plan.OFFLINE_SLACK`)
 MARGIN = 2.0
 
 

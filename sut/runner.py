@@ -43,7 +43,7 @@ from sut.calibration import MARGIN, measure_offline_rate
 from sut.compliance import ComplianceTest, compliance_test, stage_audit_config
 from sut.config import RunConfig
 from sut.executor import Executor
-from sut.load_plan import bound_server_backlog, check_run_settings
+from sut.load_plan import OFFLINE_SLACK, bound_server_backlog, check_run_settings
 from sut.loadgen_driver import LoadGenTest
 from sut.local_executor import LocalExecutor
 from sut.peak_search import run_peak_search
@@ -184,7 +184,7 @@ def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Exec
     log.info("Offline expected rate set to %s samples/s: %g x the %s measured, so that the query (LoadGen adds 10%%) "
              "lasts at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster "
              "(about %.0f s at the measured pace)", f"{rate:,.1f}", MARGIN, f"{measured:,.0f}", config.duration_s,
-             MARGIN * 1.1, MARGIN * 1.1 * config.duration_s)
+             MARGIN * OFFLINE_SLACK, MARGIN * OFFLINE_SLACK * config.duration_s)
     plan.run_settings.add_override(Override("calibrated_qps", rate, {"offline_expected_qps": rate}))
     plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
 

@@ -166,8 +166,7 @@ def render_submission(root: Path, scenarios: list[ScenarioResults], page: Page) 
             ", ".join(format_result(run.result) for run in performance) or "n/a",
             accuracy_verdict(accuracy[0])[1] if accuracy else "missing",
             ", ".join(f"{c.test} {verdict_text(c.passed)}" for c in entry.compliance) or "none",
-            f"{problems_of[(entry.system, entry.scenario)]} problem(s)" if problems_of[(entry.system, entry.scenario)]
-            else "OK",
+            f"{count} problem(s)" if (count := problems_of[(entry.system, entry.scenario)]) else "OK",
         ))
         system_key = (entry.division, entry.submitter, entry.system)
         if system_key not in systems_seen:
