@@ -506,7 +506,12 @@ class ActorPool:
 
     def abandon(self) -> None:
         """Stop without waiting (the run failed): fail every batch in flight, and every later one, through its
-        ``on_error`` callback (so each sample is answered once), then stop the completion thread and the actors."""
+        ``on_error`` callback (so each sample is answered once), and stop the actors.
+
+        The completion and watch threads are left parked (daemons, idle) rather than ended: each may have
+        answered LoadGen, whose test is still running after a failure, and a thread that answered LoadGen must
+        not end while its test runs (LoadGen's log thread then reads the ended thread's buffers: a segfault,
+        seen once in CI in place of the run's exit code 3). The process ends with them (``run.py``)."""
         with self._lock:
             self._abandoned = True
             abandoned = sorted(self._pending.values(), key=lambda batch: batch.serial)
@@ -518,9 +523,6 @@ class ActorPool:
                 batch.on_error(batch.sample_ids, InferenceFailedError(ABANDONED_MESSAGE))
             except Exception as error:  # noqa: BLE001 - the other batches must still be answered
                 log.debug("a callback of an abandoned batch failed: %s", error)
-        self._stopping.set()
-        self._done.put(_STOP)
-        self._completer.join(timeout=10.0)
         for handle in self._handles:
             _kill(self.ray, handle)
         self._handles = []

@@ -315,6 +315,32 @@ def test_all_actors_killed_stops_the_run_with_exit_3_not_a_hang(tmp_path):
 
 @needs_ray
 @pytest.mark.slow
+def test_a_pool_abandoned_mid_run_keeps_the_threads_that_answered_loadgen(test_split):
+    """After a failure LoadGen's test still runs; a thread that answered it must not end then (LoadGen's log
+    thread reads that thread's buffers: a segfault instead of exit 3). abandon() answers every batch and stops
+    the actors, and leaves the pool's completion and watch threads parked."""
+    from model.paths import DEFAULT_WEIGHTS
+    from sut.ray_cluster import RayCluster
+    from sut.ray_pool import ActorPool, actor_spec
+
+    cluster = RayCluster(None).start()
+    try:
+        pool = ActorPool(cluster, actor_spec("trimmed", "cpu", "fp32", 1, 1, DEFAULT_WEIGHTS), DEFAULT_WEIGHTS, 1)
+        answered: list[str] = []
+        done = threading.Event()
+        reviews = [ids[:1000] for ids in test_split.token_ids[:8]]
+        pool.submit(np.arange(8), reviews, lambda ids, labels: (answered.append("result"), done.set()),
+                    lambda ids, error: (answered.append("error"), done.set()))
+        pool.abandon()
+        assert done.wait(timeout=60) and len(answered) == 1  # answered once, by its result or as abandoned
+        names = {thread.name for thread in threading.enumerate() if thread.is_alive()}
+        assert {"ray-completion", "ray-stall-watch"} <= names
+    finally:
+        cluster.stop()
+
+
+@needs_ray
+@pytest.mark.slow
 @pytest.mark.parametrize(("options", "message"), [
     (["--device", "cuda"], "the Ray cluster has none"),
     (["--ray-actor-cpus", "100000"], "fits on no node of the Ray cluster"),
