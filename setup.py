@@ -26,6 +26,8 @@ setup(
         "pydantic>=2.6,<3",
         # the fused kernel of the folded backend
         "numba>=0.59,<1",
+        # LoadGen's C API (queries and responses as arrays), found in its library's symbol table (sut/loadgen_c_api.py)
+        "pyelftools>=0.29,<1",
         # the figures of the run report (tools/report/)
         "matplotlib>=3.8,<4",
     ],

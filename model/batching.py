@@ -41,19 +41,31 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
     A batch holds at most ``batch_size`` reviews and, if ``max_tokens`` is
     given, at most that many ids in all (a longer review gets a batch alone).
     """
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable")
+    order, bounds = length_sorted_cuts(lengths, batch_size, max_tokens)
+    return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+def length_sorted_cuts(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+                       ) -> tuple[np.ndarray, list[int]]:
+    """The batches of :func:`length_sorted_batches` as the positions longest first, ``order`` (N,) int64, and
+    where each batch starts in it, ``bounds`` (batches + 1, the last N): batch b is
+    ``order[bounds[b]:bounds[b + 1]]``. Arrays throughout (a radix sort of the lengths, one ``searchsorted``
+    per batch), so that a query of a million reviews is cut in milliseconds."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    keys = -lengths
+    if len(keys) and keys.min() >= np.iinfo(np.int16).min:  # numpy's stable sort of 16-bit ints is a radix sort
+        keys = keys.astype(np.int16)
+    order = np.argsort(keys, kind="stable")
     if max_tokens is None:
-        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    batches, start, tokens = [], 0, 0
-    for end, position in enumerate(order):
-        if end > start and (end - start >= batch_size or tokens + lengths[position] > max_tokens):
-            batches.append(order[start:end])
-            start, tokens = end, 0
-        tokens += lengths[position]
-    if len(order):
-        batches.append(order[start:])
-    return batches
+        return order, [*range(0, len(order), batch_size), len(order)]
+    # a batch from position s ends before the first position whose ids would pass max_tokens in all
+    cumulative = np.concatenate(([0], np.cumsum(lengths[order])))
+    bounds, start = [0], 0
+    while start < len(order):
+        within_budget = int(np.searchsorted(cumulative, cumulative[start] + max_tokens, side="right")) - 1
+        start = max(start + 1, min(start + batch_size, within_budget))
+        bounds.append(start)
+    return order, bounds
 
 
 def shuffled_length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator, pool_batches: int = 50) -> list[np.ndarray]:

@@ -74,12 +74,15 @@ class BackendInfo:
 @dataclass(frozen=True)
 class SutInfo:
     """How the SUT batched: the most reviews and token ids per batch, the Server batch wait it used (ms,
-    after the cap at a tenth of the latency bound), and its worker threads."""
+    after the cap at a tenth of the latency bound), its worker threads, and how queries and responses crossed
+    to LoadGen (``arrays``: LoadGen's C API, queries and responses as arrays, Offline and Server where it is
+    reached; ``objects``: the binding's Python objects, :mod:`sut.loadgen_c_api`)."""
 
     max_batch_size: int
     max_batch_tokens: int
     batch_wait_ms: float
     workers: int
+    completion: str = "objects"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Responses to LoadGen: each sample's predicted class as one little-endian int64."""
+"""Responses to LoadGen: each sample's predicted class as one little-endian int64.
+
+A batch is answered in one call: with an array of LoadGen's response records where its C API can be
+reached (:mod:`sut.loadgen_c_api`: no Python object per sample), else with the binding's list of
+``QuerySampleResponse`` objects.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from readback.accuracy import RESPONSE_DTYPE
+from sut.loadgen_c_api import ResponseRecords, c_api
+
+#: each thread's reserved records, for the array path
+_records = ResponseRecords()
 
 
 def complete_samples(sample_ids: Sequence[int], labels: np.ndarray) -> None:
@@ -16,6 +25,10 @@ def complete_samples(sample_ids: Sequence[int], labels: np.ndarray) -> None:
     The label buffer stays alive until ``QuerySamplesComplete`` returns, which
     is when LoadGen has copied what it logs.
     """
+    api = c_api()
+    if api is not None:
+        api.complete(*_records.labelled(sample_ids, labels))
+        return
     encoded = np.ascontiguousarray(labels, dtype=RESPONSE_DTYPE)
     base = encoded.ctypes.data
     responses = [
@@ -56,5 +69,9 @@ class ResponseBuffer:
 
 def complete_without_result(sample_ids: Sequence[int]) -> None:
     """Complete samples with an empty response, so LoadGen does not wait for them after a failure."""
+    api = c_api()
+    if api is not None:
+        api.complete(*_records.without_result(sample_ids))
+        return
     lg.QuerySamplesComplete([lg.QuerySampleResponse(sample_id, 0, 0) for sample_id in sample_ids])
 

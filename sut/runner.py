@@ -100,7 +100,7 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
                             max_batch_tokens=config.batching()[1], batch_wait_s=batch_wait_s, workers=config.workers,
                             stall_limits=config.stall_limits)
         run_dir = new_run_dir(config)
-        record = new_record(config, command, plan, reviews, executor, batch_wait_s)
+        record = new_record(config, command, plan, reviews, executor, batch_wait_s, sut.completion)
         with recording(record, run_dir, executor):
             log.info("%s %s run of %d samples with the %s backend -> %s", config.scenario, config.kind,
                      len(reviews.split), record.backend.name, run_dir)
@@ -190,7 +190,7 @@ def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Exec
 
 
 def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, reviews: Reviews, executor: Executor,
-               batch_wait_s: float) -> RunRecord:
+               batch_wait_s: float, completion: str) -> RunRecord:
     """Step 4: the run's record as it starts (status ``running``)."""
     described = executor.describe()
     compliance = (ComplianceInfo(plan.test.name, plan.test.settings, str(plan.baselines.accuracy_run),
@@ -204,7 +204,7 @@ def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, revi
         backend=BackendInfo(described.backend, config.device, config.threads, str(config.model_path),
                             file_sha256(Path(config.model_path)), described.precision, described.tables_source,
                             described.tables_load_seconds),
-        sut=SutInfo(*config.batching(), round(batch_wait_s * 1e3, 6), config.workers),
+        sut=SutInfo(*config.batching(), round(batch_wait_s * 1e3, 6), config.workers, completion),
         dataset=DatasetInfo(str(reviews.dataset_path), len(reviews.split), len(reviews.whole)),
         settings=plan.run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
         compliance=compliance, load_plan=plan.load, cluster=executor.cluster(), process=this_process())

@@ -1,6 +1,11 @@
 """The SUT's batching policies: Offline length batches on a small real QSL, Server batching in real LoadGen runs."""
 
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,18 +53,18 @@ def qsl():
 
 def test_offline_batches_are_sorted_by_length_and_cut_by_budget(qsl):
     sut = system(qsl, "Offline", max_batch_size=3, max_batch_tokens=20)
-    samples = [(100 + index, index) for index in range(8)]
-    batches = sut._length_sorted_batches(samples)
-    lengths = [[len(qsl.token_ids(index)) for _, index in batch] for batch in batches]
+    batches = sut._length_sorted_batches(np.arange(100, 108, dtype=np.uint64), np.arange(8))
+    lengths = [[len(qsl.token_ids(index)) for index in indices] for _, indices in batches]
     assert lengths == [[12], [9, 7], [7, 4, 3], [1, 0]]
-    assert sorted(sample for batch in batches for sample in batch) == samples
+    pairs = [(int(sample_id), int(index)) for ids, indices in batches for sample_id, index in zip(ids, indices)]
+    assert sorted(pairs) == [(100 + index, index) for index in range(8)]  # each sample once, with its own id
     sut.shutdown()
 
 
 def test_a_review_longer_than_the_budget_gets_a_batch_of_its_own(qsl):
     sut = system(qsl, "Offline", max_batch_size=8, max_batch_tokens=5)
-    batches = sut._length_sorted_batches([(index, index) for index in range(8)])
-    assert [len(qsl.token_ids(index)) for _, index in batches[0]] == [12]
+    batches = sut._length_sorted_batches(np.arange(8, dtype=np.uint64), np.arange(8))
+    assert [len(qsl.token_ids(index)) for index in batches[0][1]] == [12]
     sut.shutdown()
 
 
@@ -114,3 +119,26 @@ def test_batch_wait_is_capped_at_a_tenth_of_the_latency_bound(caplog):
         assert server_batch_wait_s(5.0, settings) == pytest.approx(0.0015)
     assert "capped at 1.5 ms" in caplog.text
     assert server_batch_wait_s(0.5, settings) == pytest.approx(0.0005)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_loadgen_logs_the_same_responses_whether_answered_from_arrays_or_objects(scenario, dataset_path, tmp_path):
+    """The array path (LoadGen's C API over response records) and the binding's objects give LoadGen the same
+    response for each sample; run.json says which path answered."""
+    logged = {}
+    for path in ("arrays", "objects"):
+        out = tmp_path / path
+        args = ["--scenario", scenario, "--accuracy", "--count", "300", "--backend", "trimmed", "--max-batchsize", "64",
+                "--dataset-path", str(dataset_path), "--output-dir", str(out)]
+        env = os.environ | {"PYTHONPATH": str(REPO), "SEQ2CNN_COMPLETION": path}
+        done = subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=REPO, capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert read_run_record(out).sut.completion == path
+        entries = json.loads((out / "mlperf_log_accuracy.json").read_text())
+        logged[path] = sorted((entry["qsl_idx"], entry["data"]) for entry in entries)
+    assert len(logged["arrays"]) == 300 and logged["arrays"] == logged["objects"]
+    assert {data for _, data in logged["arrays"]} == {"0000000000000000", "0100000000000000"}  # both classes, int64 LE
