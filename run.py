@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                         help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                        help="folded backend on the CPU: fp32 tables (exact, the default), bf16 tables (half the "
+                        help="folded backend (CPU, or CUDA with Triton): fp32 tables (exact, the default), bf16 tables (half the "
                              "memory traffic) or int8 tables (a quarter, integer sums); bf16 and int8 are MLPerf's "
                              "99.9%% variants, their agreement with fp32 in the README")
     parser.add_argument("--max-batchsize", type=int, dest="max_batch_size",

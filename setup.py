@@ -35,5 +35,8 @@ setup(
         "test": ["pytest>=8,<10"],
         # run.py --ray: the SUT's batches on Ray actors (sut/ray_pool.py); 2.60 is the tested release
         "ray": ["ray>=2.40,<3"],
+        # the folded backend's CUDA kernel (model/triton_folded.py); without a GPU its tests run it in Triton's
+        # interpreter. A CUDA build of torch brings the Triton it was built with, which this accepts.
+        "gpu": ["triton>=3.2,<4"],
     },
 )

@@ -8,12 +8,14 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
 - ``trimmed``: the same convolutions over only the review's real tokens plus
   4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
 - ``folded``: the embedding folded into per-tap tables and the padding into
-  one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU
-  (fp32, or bf16 or int8 tables with ``precision=``), torch gathers on a GPU.
-  numba and the kernel are imported only when this backend is created.
+  one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU,
+  a fused Triton kernel on a CUDA GPU (:mod:`model.triton_folded`; torch
+  gathers in fp32 where Triton is not installed); fp32, or bf16 or int8
+  tables with ``precision=``. numba, Triton and the kernels are imported only
+  when this backend is created.
 
 ``--precision`` is checked by :func:`model.precision.check_precision` (fp32
-everywhere, bf16 and int8 too for the folded backend on the CPU); :data:`PRECISIONS` is
+everywhere, bf16 and int8 too for the folded backend); :data:`PRECISIONS` is
 re-exported here. An unknown backend is a :class:`BackendChoiceError`, a device
 torch does not know or see a :class:`DeviceError`: input errors (exit 2), and
 :class:`ValueError` as they have always been.
@@ -21,6 +23,7 @@ torch does not know or see a :class:`DeviceError`: input errors (exit 2), and
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -31,7 +34,7 @@ from common.errors import BadInputError
 from model.batching import pad_to_width, padded_batch
 from model.network import Seq2CNN
 from model.paths import DEFAULT_WEIGHTS
-from model.precision import BACKEND_NAMES, PRECISIONS, check_precision
+from model.precision import BACKEND_NAMES, PRECISIONS, PrecisionError, check_precision
 from model.weights import load_model
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "BackendChoiceError", "DeviceError", "FoldedBackend",
@@ -117,12 +120,14 @@ class TrimmedBackend(_TorchModelBackend):
 
 
 class FoldedBackend:
-    """Folded tables with a running max: a fused numba kernel on the CPU, torch gathers on a GPU.
+    """Folded tables with a running max: a fused numba kernel on the CPU, a fused Triton kernel on a CUDA GPU
+    (torch gathers, fp32 only, where Triton is not installed).
 
-    ``precision`` is the CPU tables' (:data:`PRECISIONS`): fp32
+    ``precision`` is the tables' (:data:`PRECISIONS`): fp32
     (exact), bf16 or int8. The folded tables come from :mod:`model.table_cache`
     (built and cached on first use, under ``table_cache`` if given, else the
     user's cache folder); ``load_report`` says where from and how long.
+    ``kernel`` names what computes: ``numba``, ``triton`` or ``torch``.
     """
 
     name = "folded"
@@ -139,21 +144,38 @@ class FoldedBackend:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             torch.set_num_threads(threads)
         self.precision = precision
-        if precision == "int8":  # its own cache: the int8 tiles, ready to serve
+        self.kernel = "numba" if self.device.type == "cpu" else "triton" if triton_installed() else "torch"
+        if self.kernel == "torch" and precision != "fp32":
+            raise PrecisionError(f"--precision {precision} on {self.device} runs the folded backend's Triton kernel, "
+                                 "and Triton is not installed: pip install triton (or drop --precision)")
+        if precision == "int8" and self.kernel == "numba":  # its own cache: the int8 tiles, ready to serve
             self.compute, self.load_report = load_int8_tiles(weights_path, table_cache)
         else:
             tables, self.load_report = load_folded_tables(weights_path, table_cache)
-            self.compute = tables.tiled(precision) if self.device.type == "cpu" else tables.to_torch(self.device)
+            if self.kernel == "numba":
+                self.compute = tables.tiled(precision)
+            elif self.kernel == "triton":
+                from model.triton_folded import TritonFoldedTables
+
+                self.compute = TritonFoldedTables.from_folded(tables, self.device, precision)
+            else:
+                self.compute = tables.to_torch(self.device)
             del tables
         if self.device.type == "cpu":
             self.compute.one_thread = threads == 1  # the kernel without numba's thread pool
-            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile the kernel before timing
+        if self.kernel != "torch":  # compile the kernel before anything is timed
+            self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])
 
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         return self.compute.logits(token_ids)
 
     def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         return self.logits(token_ids).argmax(axis=1).astype(np.int64)
+
+
+def triton_installed() -> bool:
+    """Whether Triton can be imported (the folded backend's CUDA kernel), without importing it."""
+    return importlib.util.find_spec("triton") is not None
 
 
 BACKENDS = {backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)}
@@ -164,7 +186,7 @@ def create_backend(name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str 
                    precision: str = "fp32") -> Backend:
     """The backend called ``name`` (see :data:`BACKENDS`) with the checked weights of ``weights_path``.
 
-    ``precision`` other than fp32 exists for the ``folded`` backend on the CPU only
+    ``precision`` other than fp32 exists for the ``folded`` backend only
     (:func:`model.precision.check_precision`, :class:`model.precision.PrecisionError`).
     """
     if name not in BACKENDS:

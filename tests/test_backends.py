@@ -193,7 +193,7 @@ def test_int8_kernel_uses_packed_integer_instructions(random_weights):
 
 
 def test_bf16_is_refused_where_it_does_not_exist(random_weights, table_cache):
-    with pytest.raises(ValueError, match="is an option of the folded backend on the CPU"):
+    with pytest.raises(ValueError, match=r"is an option of the folded backend \(on cpu or cuda\)"):
         create_backend("reference", random_weights, precision="bf16")
     with pytest.raises(ValueError, match="not one of fp32, bf16, int8"):
         FoldedBackend(random_weights, precision="fp16", table_cache=table_cache)
@@ -206,19 +206,21 @@ def test_all_backends_are_registered():
 
 
 def test_the_precision_rule_is_one_check_with_one_message():
-    """fp32 runs everywhere, bf16 and int8 on the folded backend on the CPU only; the message names the request."""
+    """fp32 runs everywhere, bf16 and int8 on the folded backend only (its CPU and CUDA kernels); the message
+    names the request."""
     assert PRECISIONS == ("fp32", "bf16", "int8")
     check_precision("folded", "cpu", "int8")
     for backend in BACKENDS:
         for device in ("cpu", "cuda", "cuda:1"):
             check_precision(backend, device, "fp32")
     check_precision("folded", "cpu", "bf16")
+    check_precision("folded", "cuda:1", "int8")
     with pytest.raises(PrecisionError) as refused:
         check_precision("trimmed", "cuda:1", "bf16")
-    assert str(refused.value) == ("--precision bf16 is an option of the folded backend on the CPU; the trimmed "
-                                  "backend on cuda:1 runs in fp32: drop --precision")
-    with pytest.raises(PrecisionError, match="the folded backend on cuda runs in fp32: drop --precision"):
-        check_precision("folded", "cuda", "bf16")
+    assert str(refused.value) == ("--precision bf16 is an option of the folded backend (on cpu or cuda); the "
+                                  "trimmed backend on cuda:1 runs in fp32: drop --precision")
+    with pytest.raises(PrecisionError, match="the folded backend on mps runs in fp32: drop --precision"):
+        check_precision("folded", "mps", "bf16")
     with pytest.raises(PrecisionError, match="--precision 'fp16' is not one of fp32, bf16, int8"):
         check_precision("folded", "cpu", "fp16")
     assert issubclass(PrecisionError, BadInputError) and issubclass(PrecisionError, ValueError)
