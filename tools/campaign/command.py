@@ -16,8 +16,9 @@ its performance run made again just before it, up to ``--retries`` more times; e
 logs), writes the report and ends with one table.
 
 ``--quick`` runs the same campaign under ``mlperf.conf`` with ``min_duration`` at 10 s (the rules file is
-written into the folder, and the tree is checked against it): a way to try the whole chain; such a tree is not
-valid for submission, and MLPerf's checker, which holds it against the real rules, refuses it.
+written into the folder, and the tree is checked against it), and with Offline's expected rate measured on this
+machine first (a short Offline run; ``quick-user.conf`` in the folder): a way to try the whole chain; such a tree
+is not valid for submission, and MLPerf's checker, which holds it against the real rules, refuses it.
 
 Exit status: 0 the tree passed the checker; 1 a run missed its target (an INVALID performance run, an accuracy
 below target, a TEST01 that failed after its tries) or the checker found problems; 2 bad input (nothing was
@@ -51,6 +52,7 @@ from model.precision import PRECISIONS
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
 from readback.provenance import git_commit
+from readback.run_record import RunRecordError, read_run_record
 from sut.settings import DEFAULT_MLPERF_CONF, ConfigError, default_user_conf
 from tools.campaign.manifest import (
     CampaignError,
@@ -61,6 +63,7 @@ from tools.campaign.manifest import (
 )
 from tools.campaign.outcome import Outcome, outcome_of
 from tools.campaign.plan import (
+    QUICK_MIN_DURATION_MS,
     PlannedRun,
     campaign_scenarios,
     needed_bytes,
@@ -84,6 +87,15 @@ log = logging.getLogger("tools.campaign")
 REPO = Path(__file__).resolve().parents[2]
 RUN_PY = REPO / "run.py"
 QUICK_RULES_FILE = "quick-mlperf.conf"
+#: a quick campaign's user.conf: the system's, with Offline's expected rate measured on this machine
+QUICK_USER_FILE = "quick-user.conf"
+#: a quick campaign expects Offline to run at this multiple of the rate its calibration run measured, so that a
+#: quick run's query (LoadGen adds 10 %) lasts 2.2 x its minimum duration at that pace, and at least its minimum
+#: duration on a machine up to 2.2 x faster
+QUICK_OFFLINE_MARGIN = 2.0
+#: the calibration run of a quick campaign: a short Offline run.py run (which sizes itself), its folder in
+#: ``calibration/``
+QUICK_CALIBRATION_SECONDS = 2
 LOCK_FILE = "campaign.lock"
 #: run.py's exit statuses (see its --help) other than 0 and 1 stop a campaign with these statuses (any other,
 #: such as a run killed by a signal, with 3)
@@ -455,6 +467,58 @@ def prepare(args: argparse.Namespace) -> Campaign:
                     args.dataset_path, args.retries, args.quick, manifest)
 
 
+def quick_user_conf(campaign: Campaign) -> Path:
+    """The user.conf of a quick campaign's runs (all of them, so that each scenario's runs load one file): the
+    campaign's own with ``seq2cnn.Offline.target_qps`` at :data:`QUICK_OFFLINE_MARGIN` times the Offline rate of
+    this machine, measured by one short run.py Offline run (``calibration/``). A fixed rate cannot serve: the
+    shipped user.conf's 9,000 samples/s make a 10 s query of 99,000 samples, which a machine doing 20,000/s
+    finishes in 5 s, INVALID for its minimum duration. Written once per folder: a resumed campaign keeps it, so
+    that its runs stay comparable."""
+    path = campaign.folder / QUICK_USER_FILE
+    if path.is_file():
+        print(f"Quick campaign: Offline's expected rate as measured before ({QUICK_USER_FILE})", flush=True)
+        return path
+    number = 1
+    while (campaign.folder / "calibration" / f"Offline-{number}").exists():
+        number += 1
+    output = campaign.folder / "calibration" / f"Offline-{number}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    log_path = campaign.folder / "logs" / f"calibration-Offline-{number}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(RUN_PY), "--scenario", "Offline", "--time", str(QUICK_CALIBRATION_SECONDS),
+               "--backend", campaign.backend, "--precision", campaign.precision, "--mlperf-conf",
+               str(campaign.mlperf_conf), "--user-conf", str(campaign.user_conf), "--output-dir", str(output)]
+    if campaign.dataset_path is not None:
+        command += ["--dataset-path", str(campaign.dataset_path)]
+    print(f"Quick campaign: measuring this machine's Offline rate ({QUICK_CALIBRATION_SECONDS} s run.py run -> "
+          f"{output.relative_to(campaign.folder)})", flush=True)
+    with open(log_path, "ab") as stream:
+        process = subprocess.Popen(command, cwd=REPO, stdout=stream, stderr=subprocess.STDOUT,
+                                   preexec_fn=_die_with_parent)
+        try:
+            status = process.wait()
+        except CampaignStopped:
+            _stop_child(process)
+            raise
+    try:
+        measured = float(read_run_record(output).result.headline.value) if status == 0 else None
+    except (RunRecordError, AttributeError, TypeError):
+        measured = None
+    if not measured:
+        raise CampaignError(f"the quick campaign's Offline calibration run ended with status {status} and no rate; "
+                            f"its output is in {log_path}")
+    target = round(QUICK_OFFLINE_MARGIN * measured)
+    quick_s = QUICK_MIN_DURATION_MS / 1e3
+    text = campaign.user_conf.read_text(encoding="utf-8").rstrip("\n") + (
+        f"\n\n# A quick campaign's Offline rate (python -m tools.campaign --quick): {QUICK_OFFLINE_MARGIN:g} x the "
+        f"{measured:,.0f} samples/s\n# that {output.relative_to(campaign.folder)} measured on this machine, so that "
+        f"each 10 s Offline run lasts at least 10 s.\nseq2cnn.Offline.target_qps = {target}\n")
+    write_text_atomically(path, text)
+    print(f"Quick campaign: Offline measured at {measured:,.0f} samples/s; its runs expect {target:,} "
+          f"(seq2cnn.Offline.target_qps in {QUICK_USER_FILE}), so that each lasts at least {quick_s:g} s", flush=True)
+    return path
+
+
 def _scratch_rules(text: str) -> Path:
     """The quick rules in a temporary file until the folder exists (the plan and fingerprint read them)."""
     handle, name = tempfile.mkstemp(prefix="quick-mlperf-", suffix=".conf")
@@ -505,6 +569,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 campaign.mlperf_conf = campaign.folder / QUICK_RULES_FILE
             campaign.manifest.save(campaign.folder)
             print_plan(campaign)
+            if campaign.quick and "Offline" in {run.scenario for run in campaign.plan}:
+                campaign.user_conf = quick_user_conf(campaign)
             stopped = execute(campaign)
             if stopped is not None:
                 print_table(campaign)
