@@ -1,4 +1,4 @@
-"""Words for people: a module docstring as ``--help`` shows it, and the article before a word."""
+"""Words for people: a module docstring as ``--help`` shows it, the article before a word, ordinals."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def plain(doc: str | None, values: dict[str, str] | None = None) -> str:
 def with_article(word: str) -> str:
     """``word`` after "a" or "an" as it is spoken: "an edge", "an Offline", "a SingleStream", "a datacenter"."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def ordinal(number: int) -> str:
+    """``number`` as an ordinal: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 102nd."""
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"

@@ -24,9 +24,12 @@ import numpy as np
 import pytest
 
 import run
+from common.text import ordinal
 from readback.accuracy import read_accuracy_report
 from readback.loadgen_log import detail_values
+from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import read_run_record
+from readback.timings import read_sut_timings
 from tools.submission import checker as check_submission
 from tools.submission import layout
 from tools.submission import pack as submission
@@ -462,6 +465,28 @@ def test_each_scenarios_settings_are_held_against_the_rules(runs, tmp_path, scen
     changed.write_text(runs["rules"].read_text() + changed_rule + "\n")
     rules = check_submission.benchmark_rules(scenario, changed)
     assert check_submission.rule_violations(detail, scenario, rules, changed) == [message.format(rules=changed)]
+
+
+def test_timings_over_the_file_limit_go_in_thinned_evenly_without_a_warning(runs, system_yaml, tmp_path, monkeypatch,
+                                                                           caplog):
+    """A healthy long run's sut_timings.npz is larger than the 50 MB a submission allows per file: the packer
+    keeps every k-th sample (k as small as fits), says so at info level, and the copy reads back with its stride."""
+    source = runs["Offline-performance"] / SUT_TIMINGS_FILE
+    whole = read_sut_timings(source)
+    limit = source.stat().st_size // 3  # this run's file stands for a long run's against the real limit
+    monkeypatch.setattr(layout, "FILE_SIZE_LIMIT_BYTES", limit)
+    with caplog.at_level(logging.INFO, logger="tools.submission.pack"):
+        assemble(_scenario_runs(runs), system_yaml, tmp_path / "submission")
+    copies = [path for path in (tmp_path / "submission").rglob(SUT_TIMINGS_FILE) if "Offline/performance" in str(path)]
+    assert len(copies) == 1 and copies[0].stat().st_size <= limit
+    kept = read_sut_timings(copies[0])
+    assert kept.stride >= 3
+    np.testing.assert_array_equal(kept.issued_ns, whole.issued_ns[::kept.stride])
+    np.testing.assert_array_equal(kept.completed_ns, whole.completed_ns[::kept.stride])
+    said = [record for record in caplog.records
+            if f"the package keeps every {ordinal(kept.stride)} sample" in record.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 def test_not_a_submission_tree_is_bad_usage(tmp_path, capsys):

@@ -158,18 +158,20 @@ def throughput_bin_edges_s(completed_s: np.ndarray) -> np.ndarray:
     return np.append(edges, end_s)
 
 
-def throughput_png(completed_ns: np.ndarray, reference: tuple[str, float] | None, title: str) -> bytes:
+def throughput_png(completed_ns: np.ndarray, reference: tuple[str, float] | None, title: str, stride: int = 1
+                   ) -> bytes:
     """Completed samples per second over the run, in the bins of :func:`throughput_bin_edges_s`.
 
     ``completed_ns`` holds each sample's completion time (ns since the run's
-    first issue); ``reference`` is an optional ``(label, samples/s)`` drawn as a
+    first issue), or every ``stride``-th sample's (each then counts ``stride``
+    times); ``reference`` is an optional ``(label, samples/s)`` drawn as a
     horizontal line (e.g. LoadGen's result or the Server target rate).
     """
     seconds = np.asarray(completed_ns, dtype=np.float64) / 1e9
     edges = throughput_bin_edges_s(seconds)
     counts, _ = np.histogram(seconds, bins=edges)
-    rates = counts / np.diff(edges)
-    mean_rate = seconds.size / edges[-1]
+    rates = counts * stride / np.diff(edges)
+    mean_rate = seconds.size * stride / edges[-1]
     figure = Figure(figsize=(12, 4.2))
     axes = figure.subplots()
     axes.stairs(rates, edges, fill=True, color="tab:green", alpha=0.55,

@@ -7,6 +7,7 @@ import dataclasses
 import shlex
 from collections.abc import Iterable, Mapping
 
+from common.text import ordinal
 from readback.accuracy import AccuracyCheckError, read_accuracy_report, verdict_word
 from readback.benchmark import SCENARIOS
 from readback.cluster import ClusterInfo
@@ -75,13 +76,16 @@ def render_latency(run: RunFolder, page: Page, name: str) -> str:
     title = f"{run.scenario} {run.mode}"
     if run.timings is not None and run.timings.issued_ns.size:
         what = "latency as timed by the SUT"
+        if run.timings.stride > 1:
+            what += f" (every {ordinal(run.timings.stride)} sample, as the submission keeps them)"
         parts.append(page.figure(f"{name}-latency", latency_distribution_png(run.timings.latencies_ms, markers, title, what),
                                  f"{title}: per-sample {what} ({SUT_TIMINGS_FILE}), with LoadGen's percentiles, "
                                  "its result and the latency target"))
         if run.scenario == "MultiStream":
             parts.append(note("MultiStream: the histogram counts samples; LoadGen's percentiles are over queries of "
                               f"{run.setting('samples_per_query') or 8} samples."))
-        parts.append(page.figure(f"{name}-throughput", throughput_png(run.timings.completed_ns, throughput_reference(run), title),
+        parts.append(page.figure(f"{name}-throughput", throughput_png(run.timings.completed_ns, throughput_reference(run), title,
+                                                                      run.timings.stride),
                                  f"{title}: completed samples per second over the run, as timed by the SUT"))
         return "".join(parts)
     points = [(percent, ns / 1e6) for percent, ns in sorted(run.result.latencies_ns.items())]

@@ -48,10 +48,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common.files import atomic_directory, sha256_of_file
-from common.text import plain
+from common.text import ordinal, plain
 from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import ACCURACY_FILE
-from readback.run_files import ACCURACY_REPORT_FILE
+from readback.run_files import ACCURACY_REPORT_FILE, SUT_TIMINGS_FILE
+from readback.timings import thin_sut_timings
 from tools.submission import layout
 from tools.submission.checker import check_tree
 from tools.submission.documents import (
@@ -149,9 +150,19 @@ def _place_run(run: RunFolder, base: Path, system: str, root: Path) -> dict[str,
         source = run.path / placement.source
         if not source.is_file():
             continue
-        if not placement.required and source.stat().st_size > layout.FILE_SIZE_LIMIT_BYTES:
-            log.warning("%s is %.0f MiB, over the 50 MB a submission allows per file: left out (the report then shows "
-                        "LoadGen's percentiles instead of per-sample latencies)", source, source.stat().st_size / 2**20)
+        size = source.stat().st_size
+        if placement.source == SUT_TIMINGS_FILE and size > layout.FILE_SIZE_LIMIT_BYTES:
+            target = records / placement.target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            whole, kept = thin_sut_timings(source, target, layout.FILE_SIZE_LIMIT_BYTES)
+            log.info("%s: %s samples in %.0f MiB, over the 50 MB a submission allows per file: the package keeps "
+                     "every %s sample (%s, %.1f MiB), evenly over the run, for the report's latency and throughput "
+                     "figures -> %s", source, f"{len(whole.issued_ns):,}", size / 2**20, ordinal(kept.stride),
+                     f"{len(kept.issued_ns):,}", target.stat().st_size / 2**20,
+                     target.relative_to(root))
+            continue
+        if not placement.required and size > layout.FILE_SIZE_LIMIT_BYTES:
+            log.warning("%s is %.0f MiB, over the 50 MB a submission allows per file: left out", source, size / 2**20)
             continue
         _copy(source, records / placement.target, root)
     return entry
