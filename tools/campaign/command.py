@@ -16,9 +16,10 @@ its performance run made again just before it, up to ``--retries`` more times; e
 logs), writes the report and ends with one table.
 
 ``--quick`` runs the same campaign under ``mlperf.conf`` with ``min_duration`` at 10 s (the rules file is
-written into the folder, and the tree is checked against it), and with Offline's expected rate measured on this
-machine first (a short Offline run; ``quick-user.conf`` in the folder): a way to try the whole chain; such a tree
-is not valid for submission, and MLPerf's checker, which holds it against the real rules, refuses it.
+written into the folder, and the tree is checked against it), and with what LoadGen expects of this machine
+(Offline's rate, SingleStream's and MultiStream's latency) measured first by short runs (``quick-user.conf`` in
+the folder): a way to try the whole chain; such a tree is not valid for submission, and MLPerf's checker, which
+holds it against the real rules, refuses it.
 
 Exit status: 0 the tree passed the checker; 1 a run missed its target (an INVALID performance run, an accuracy
 below target, a TEST01 that failed after its tries) or the checker found problems; 2 bad input (nothing was
@@ -52,7 +53,7 @@ from model.precision import PRECISIONS
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import dataset_root, split_labels
 from readback.provenance import git_commit
-from readback.run_record import RunRecordError, read_run_record
+from readback.run_record import RunRecord, RunRecordError, read_run_record
 from sut.settings import DEFAULT_MLPERF_CONF, ConfigError, default_user_conf
 from tools.campaign.manifest import (
     CampaignError,
@@ -87,14 +88,14 @@ log = logging.getLogger("tools.campaign")
 REPO = Path(__file__).resolve().parents[2]
 RUN_PY = REPO / "run.py"
 QUICK_RULES_FILE = "quick-mlperf.conf"
-#: a quick campaign's user.conf: the system's, with Offline's expected rate measured on this machine
+#: a quick campaign's user.conf: the system's, with what LoadGen expects of this machine measured first
 QUICK_USER_FILE = "quick-user.conf"
 #: a quick campaign expects Offline to run at this multiple of the rate its calibration run measured, so that a
 #: quick run's query (LoadGen adds 10 %) lasts 2.2 x its minimum duration at that pace, and at least its minimum
 #: duration on a machine up to 2.2 x faster
 QUICK_OFFLINE_MARGIN = 2.0
-#: the calibration run of a quick campaign: a short Offline run.py run (which sizes itself), its folder in
-#: ``calibration/``
+#: the calibration runs of a quick campaign: one short run.py run per scenario (Offline's sizes itself), each
+#: in ``calibration/``
 QUICK_CALIBRATION_SECONDS = 2
 LOCK_FILE = "campaign.lock"
 #: run.py's exit statuses (see its --help) other than 0 and 1 stop a campaign with these statuses (any other,
@@ -469,28 +470,59 @@ def prepare(args: argparse.Namespace) -> Campaign:
 
 def quick_user_conf(campaign: Campaign) -> Path:
     """The user.conf of a quick campaign's runs (all of them, so that each scenario's runs load one file): the
-    campaign's own with ``seq2cnn.Offline.target_qps`` at :data:`QUICK_OFFLINE_MARGIN` times the Offline rate of
-    this machine, measured by one short run.py Offline run (``calibration/``). A fixed rate cannot serve: the
-    shipped user.conf's 9,000 samples/s make a 10 s query of 99,000 samples, which a machine doing 20,000/s
-    finishes in 5 s, INVALID for its minimum duration. Written once per folder: a resumed campaign keeps it, so
-    that its runs stay comparable."""
+    campaign's own, with what LoadGen expects of this machine measured first by one short run.py run per
+    scenario (``calibration/``): Offline's ``target_qps`` at :data:`QUICK_OFFLINE_MARGIN` times the rate
+    measured, SingleStream's and MultiStream's ``target_latency`` at the median latency measured divided by it.
+    Fixed values cannot serve every machine: LoadGen prepares a query set for the minimum duration at the
+    expected pace, and a machine faster than that runs out of queries early, INVALID (the shipped user.conf's
+    9,000 samples/s made a 10 s Offline query that a machine doing 20,000/s finished in 5 s). Written once per
+    folder: a resumed campaign keeps it, so that its runs stay comparable."""
     path = campaign.folder / QUICK_USER_FILE
     if path.is_file():
-        print(f"Quick campaign: Offline's expected rate as measured before ({QUICK_USER_FILE})", flush=True)
+        print(f"Quick campaign: what LoadGen expects of this machine as measured before ({QUICK_USER_FILE})",
+              flush=True)
         return path
+    quick_s = QUICK_MIN_DURATION_MS / 1e3
+    planned = {run.scenario for run in campaign.plan}
+    lines = [f"# A quick campaign's expectations of this machine (python -m tools.campaign --quick), measured by "
+             f"{QUICK_CALIBRATION_SECONDS} s runs,", f"# so that each {quick_s:g} s run lasts at least {quick_s:g} s "
+             f"on a machine up to {QUICK_OFFLINE_MARGIN * 1.1:.1f} x faster than it measured:"]
+    said = []
+    for scenario in (name for name in ("SingleStream", "MultiStream", "Offline") if name in planned):
+        record = _calibration_run(campaign, scenario)
+        if scenario == "Offline":
+            measured = float(record.result.headline.value)
+            target = round(QUICK_OFFLINE_MARGIN * measured)
+            lines += [f"# Offline: {measured:,.0f} samples/s measured", f"seq2cnn.Offline.target_qps = {target}"]
+            said.append(f"Offline {measured:,.0f} samples/s (expects {target:,})")
+        else:
+            median_ms = record.result.latencies_ns[50.0] / 1e6
+            target_ms = median_ms / QUICK_OFFLINE_MARGIN
+            lines += [f"# {scenario}: median latency {median_ms:.4f} ms measured",
+                      f"seq2cnn.{scenario}.target_latency = {target_ms:.4f}"]
+            said.append(f"{scenario} {median_ms:.3f} ms median (expects {target_ms:.3f} ms)")
+    text = campaign.user_conf.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    write_text_atomically(path, text)
+    print(f"Quick campaign: measured {'; '.join(said)} -> {QUICK_USER_FILE}, which its runs load", flush=True)
+    return path
+
+
+def _calibration_run(campaign: Campaign, scenario: str) -> RunRecord:
+    """One short run.py performance run of ``scenario`` into ``calibration/``: its record (VALID or not: only its
+    measurements count); :class:`CampaignError` when it did not end well."""
     number = 1
-    while (campaign.folder / "calibration" / f"Offline-{number}").exists():
+    while (campaign.folder / "calibration" / f"{scenario}-{number}").exists():
         number += 1
-    output = campaign.folder / "calibration" / f"Offline-{number}"
+    output = campaign.folder / "calibration" / f"{scenario}-{number}"
     output.parent.mkdir(parents=True, exist_ok=True)
-    log_path = campaign.folder / "logs" / f"calibration-Offline-{number}.log"
+    log_path = campaign.folder / "logs" / f"calibration-{scenario}-{number}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(RUN_PY), "--scenario", "Offline", "--time", str(QUICK_CALIBRATION_SECONDS),
+    command = [sys.executable, str(RUN_PY), "--scenario", scenario, "--time", str(QUICK_CALIBRATION_SECONDS),
                "--backend", campaign.backend, "--precision", campaign.precision, "--mlperf-conf",
                str(campaign.mlperf_conf), "--user-conf", str(campaign.user_conf), "--output-dir", str(output)]
     if campaign.dataset_path is not None:
         command += ["--dataset-path", str(campaign.dataset_path)]
-    print(f"Quick campaign: measuring this machine's Offline rate ({QUICK_CALIBRATION_SECONDS} s run.py run -> "
+    print(f"Quick campaign: measuring {scenario} on this machine ({QUICK_CALIBRATION_SECONDS} s run -> "
           f"{output.relative_to(campaign.folder)})", flush=True)
     with open(log_path, "ab") as stream:
         process = subprocess.Popen(command, cwd=REPO, stdout=stream, stderr=subprocess.STDOUT,
@@ -501,22 +533,14 @@ def quick_user_conf(campaign: Campaign) -> Path:
             _stop_child(process)
             raise
     try:
-        measured = float(read_run_record(output).result.headline.value) if status == 0 else None
-    except (RunRecordError, AttributeError, TypeError):
-        measured = None
-    if not measured:
-        raise CampaignError(f"the quick campaign's Offline calibration run ended with status {status} and no rate; "
-                            f"its output is in {log_path}")
-    target = round(QUICK_OFFLINE_MARGIN * measured)
-    quick_s = QUICK_MIN_DURATION_MS / 1e3
-    text = campaign.user_conf.read_text(encoding="utf-8").rstrip("\n") + (
-        f"\n\n# A quick campaign's Offline rate (python -m tools.campaign --quick): {QUICK_OFFLINE_MARGIN:g} x the "
-        f"{measured:,.0f} samples/s\n# that {output.relative_to(campaign.folder)} measured on this machine, so that "
-        f"each 10 s Offline run lasts at least 10 s.\nseq2cnn.Offline.target_qps = {target}\n")
-    write_text_atomically(path, text)
-    print(f"Quick campaign: Offline measured at {measured:,.0f} samples/s; its runs expect {target:,} "
-          f"(seq2cnn.Offline.target_qps in {QUICK_USER_FILE}), so that each lasts at least {quick_s:g} s", flush=True)
-    return path
+        record = read_run_record(output) if status in (0, 1) else None
+    except RunRecordError:
+        record = None
+    if record is None or record.result is None or not record.result.latencies_ns or \
+            record.result.headline is None:
+        raise CampaignError(f"the quick campaign's {scenario} calibration run ended with status {status} and no "
+                            f"measurement; its output is in {log_path}")
+    return record
 
 
 def _scratch_rules(text: str) -> Path:
@@ -569,7 +593,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 campaign.mlperf_conf = campaign.folder / QUICK_RULES_FILE
             campaign.manifest.save(campaign.folder)
             print_plan(campaign)
-            if campaign.quick and "Offline" in {run.scenario for run in campaign.plan}:
+            if campaign.quick:
                 campaign.user_conf = quick_user_conf(campaign)
             stopped = execute(campaign)
             if stopped is not None:
