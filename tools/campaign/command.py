@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -134,6 +134,11 @@ class Campaign:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     #: time.monotonic() when the runs began
     started: float = 0.0
+
+    def runs_fingerprint(self) -> Fingerprint:
+        """What each of the campaign's runs must share: the manifest's fingerprint, with the sha256 of the user.conf
+        its runs load (a quick campaign's own ``quick-user.conf``, made from the one the fingerprint names)."""
+        return replace(self.manifest.fingerprint, user_conf_sha256=sha256_of_file(self.user_conf))
 
 
 def _die_with_parent() -> None:
@@ -251,7 +256,7 @@ def reusable(campaign: Campaign, run: PlannedRun) -> tuple[Path, Outcome] | None
     if run.kind == "TEST01" and last.baselines != _baselines(campaign, run):
         return None
     folder = campaign.folder / last.folder
-    outcome = outcome_of(folder, run.kind, campaign.manifest.fingerprint)
+    outcome = outcome_of(folder, run.kind, campaign.runs_fingerprint())
     return (folder, outcome) if outcome.good else None
 
 
@@ -279,7 +284,7 @@ def make_try(campaign: Campaign, run: PlannedRun) -> tuple[Path, int]:
             campaign.manifest.save(campaign.folder)
             raise
     record.exit_status = status
-    outcome = outcome_of(output, run.kind, campaign.manifest.fingerprint)
+    outcome = outcome_of(output, run.kind, campaign.runs_fingerprint())
     record.outcome, record.good = outcome.text, outcome.good
     campaign.manifest.save(campaign.folder)
     return output, status
@@ -307,7 +312,7 @@ def make_run(campaign: Campaign, run: PlannedRun, head: str, note: str = "") -> 
           + note, flush=True)
     began = time.monotonic()
     output, status = make_try(campaign, run)
-    outcome = outcome_of(output, run.kind, campaign.manifest.fingerprint)
+    outcome = outcome_of(output, run.kind, campaign.runs_fingerprint())
     print(f"{head}: {outcome.text} ({minutes(time.monotonic() - began)}) -> {output.relative_to(campaign.folder)}",
           flush=True)
     if status not in (0, 1):  # bad input, inference failed, stopped, or killed: nothing to go on with
@@ -336,7 +341,7 @@ def execute(campaign: Campaign) -> int | None:
         earlier = campaign.manifest.runs.get(run.name, [])
         if earlier:
             last = earlier[-1]
-            why = outcome_of(campaign.folder / last.folder, run.kind, campaign.manifest.fingerprint).text
+            why = outcome_of(campaign.folder / last.folder, run.kind, campaign.runs_fingerprint()).text
             if run.kind == "TEST01" and last.baselines != _baselines(campaign, run):
                 why = "its accuracy or performance run was made again"
             print(f"{head}: {last.folder} not reused ({why}); making it again", flush=True)
