@@ -1,4 +1,5 @@
-"""How fast the backend runs Offline batches on this machine, to size a quick Offline run.
+"""How fast the backend runs on this machine, to size a quick run's queries (Offline's rate, SingleStream's
+and MultiStream's latency).
 
 An Offline run is one query of ``expected rate x min_duration`` samples, and
 it lasts as long as the system needs for them: a quick run (``--time T``)
@@ -14,6 +15,17 @@ VALID run needs) as long as the machine does not run it more than 2.2 times
 as fast as it ran the calibration: a machine busy during its second of
 calibration and idle afterwards ran 1.7 times as fast (a loaded 2-core
 machine), which the margin of 1.1 used before could not absorb.
+
+SingleStream and MultiStream are the same problem in latency: LoadGen prepares
+queries for twice ``min_duration`` at the expected latency (``target_latency``),
+and a machine that answers faster runs out of them early, INVALID (it stops
+issuing once ``min_duration`` and ``min_query_count`` are met, so prepared
+queries left over cost only their memory). A quick run of either without
+``--target-latency`` measures the mean time the executor takes for a query
+(:func:`measure_query_latency`; a whole query through LoadGen and the SUT takes
+longer) and expects :data:`MARGIN` times less: the prepared queries last at
+least 4 T at the measured pace, so the run lasts T on a machine up to 4 times
+faster.
 """
 
 from __future__ import annotations
@@ -69,3 +81,26 @@ def measure_offline_rate(executor: Executor, split: TokenizedSplit, max_batch_si
     log.info("calibration: %s backend ran %d reviews in %.2f s: %.0f reviews/s", executor.describe().backend,
              done, elapsed, rate)
     return rate
+
+
+def measure_query_latency(executor: Executor, split: TokenizedSplit, samples_per_query: int,
+                          seconds: float = CALIBRATION_SECONDS) -> float:
+    """The mean time (s) ``executor`` takes for one query of ``samples_per_query`` random reviews of ``split``
+    (SingleStream: 1, MultiStream: 8), one query after the other as LoadGen issues them."""
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(split), size=min(len(split), CALIBRATION_REVIEWS), replace=False)
+    reviews = [split.token_ids[index][:MAX_LENGTH] for index in chosen]
+    queries = [reviews[start:start + samples_per_query]
+               for start in range(0, len(reviews) - samples_per_query + 1, samples_per_query)]
+    executor.labels(queries[0])  # warm-up
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        query = queries[len(times) % len(queries)]
+        started = time.perf_counter()
+        executor.labels(query)
+        times.append(time.perf_counter() - started)
+    mean = float(np.mean(times))
+    log.info("calibration: %s backend ran %d queries of %d review(s): %.3f ms each on average",
+             executor.describe().backend, len(times), samples_per_query, mean * 1e3)
+    return mean

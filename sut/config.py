@@ -119,9 +119,14 @@ class RunConfig:
 
     @property
     def calibrates(self) -> bool:
-        """Whether the Offline query is sized from a measured rate: a quick Offline performance run without --qps."""
-        return (self.scenario == "Offline" and self.mode == "performance" and self.duration_s is not None
-                and self.target_qps is None)
+        """Whether LoadGen's queries are sized from a measurement (:mod:`sut.calibration`): a quick performance run
+        (``--time``) of Offline without --qps (its rate), or of SingleStream or MultiStream without
+        --target-latency (their latency)."""
+        if self.mode != "performance" or self.duration_s is None:
+            return False
+        if self.scenario == "Offline":
+            return self.target_qps is None
+        return self.scenario in ("SingleStream", "MultiStream") and self.target_latency_ms is None
 
     def baselines(self) -> Baselines | None:
         """The runs a compliance run is verified against."""

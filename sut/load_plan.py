@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 #: MultiStream query of 8 samples, 489 per Offline sample; rounded up)
 BYTES_PER_QUERY = {"SingleStream": 1024, "MultiStream": 1024, "Server": 1024, "Offline": 0}
 BYTES_PER_SAMPLE = {"SingleStream": 0, "MultiStream": 256, "Server": 0, "Offline": 768}
+#: the same per Offline sample when queries and responses cross as arrays (sut.loadgen_c_api): 155 B measured
+#: (616 MB peak for a query of 1.1M samples, 1,296 MB for 5.5M), 123 B besides the ledger, rounded up
+BYTES_PER_OFFLINE_SAMPLE_ARRAYS = 160
 #: what the SUT's own ledger keeps per sample (:class:`sut.ledger.SampleLedger`: two ids, two times)
 LEDGER_BYTES_PER_SAMPLE = 32
 #: the share of the machine's memory a run's query set may take
@@ -103,7 +106,12 @@ def plan_load(run_settings: RunSettings, loaded_samples: int) -> LoadPlan:
                        else settings.multi_stream_expected_latency_ns)
         queries = max(settings.min_query_count, math.ceil(SEQUENTIAL_SLACK * duration_s * 1e9 / max(expected_ns, 1)))
         samples = queries * spq
-    memory = queries * BYTES_PER_QUERY[scenario] + samples * (BYTES_PER_SAMPLE[scenario] + LEDGER_BYTES_PER_SAMPLE)
+    per_sample = BYTES_PER_SAMPLE[scenario]
+    if scenario == "Offline":
+        from sut.loadgen_c_api import c_api  # LoadGen's C API reached: no Python object per sample
+
+        per_sample = BYTES_PER_OFFLINE_SAMPLE_ARRAYS if c_api() is not None else per_sample
+    memory = queries * BYTES_PER_QUERY[scenario] + samples * (per_sample + LEDGER_BYTES_PER_SAMPLE)
     return LoadPlan(queries, samples, memory, memory_bound_bytes(), schedule_s)
 
 

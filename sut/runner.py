@@ -33,17 +33,18 @@ from qsl.locations import resolve_dataset_path
 from qsl.reviews import TEST_SPLIT_REVIEWS
 from qsl.token_cache import TokenizedSplit, load_test_split
 from readback.accuracy import check_accuracy_log
+from readback.benchmark import SCENARIOS as BENCHMARK_SCENARIOS
 from readback.loadgen_log import read_result
 from readback.provenance import git_commit, machine, package_versions
 from readback.run_process import this_process
 from readback.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunRecord, SutInfo
 from readback.settings_record import LoadPlan
 from readback.test01 import Baselines, Verification, check_baselines, verify_test01
-from sut.calibration import MARGIN, measure_offline_rate
+from sut.calibration import MARGIN, measure_offline_rate, measure_query_latency
 from sut.compliance import ComplianceTest, compliance_test, stage_audit_config
 from sut.config import RunConfig
 from sut.executor import Executor
-from sut.load_plan import OFFLINE_SLACK, bound_server_backlog, check_run_settings
+from sut.load_plan import OFFLINE_SLACK, SEQUENTIAL_SLACK, bound_server_backlog, check_run_settings
 from sut.loadgen_driver import LoadGenTest
 from sut.local_executor import LocalExecutor
 from sut.peak_search import run_peak_search
@@ -176,8 +177,24 @@ def opened_executor(config: RunConfig, backend: Backend | None) -> Iterator[Exec
 
 
 def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
-    """Step 2c: size an Offline quick run's query from the rate the executor measures (see :mod:`sut.calibration`)."""
+    """Step 2c: size a quick run's queries from what the executor measures (see :mod:`sut.calibration`): Offline's
+    rate, SingleStream's and MultiStream's latency."""
     if not config.calibrates:
+        return
+    if config.scenario != "Offline":
+        samples = int(plan.run_settings.test_settings.multi_stream_samples_per_query) \
+            if config.scenario == "MultiStream" else 1
+        mean_s = measure_query_latency(executor, reviews.split, samples)
+        expected_ns = max(1, round(mean_s / MARGIN * 1e9))
+        lasts = SEQUENTIAL_SLACK * MARGIN  # the prepared queries, in multiples of --time at the measured pace
+        log.info("%s expected latency set to %.4f ms: the %.4f ms mean measured / %g, so that the queries LoadGen "
+                 "prepares (for twice --time at that pace; it stops at --time) last at least --time %g s, as a VALID "
+                 "run needs, even if the machine gets up to %g x faster", config.scenario, expected_ns / 1e6,
+                 mean_s * 1e3, MARGIN, config.duration_s, lasts)
+        setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
+        plan.run_settings.add_override(Override("calibrated_latency_ms", round(expected_ns / 1e6, 6),
+                                                {setting: expected_ns}))
+        plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
         return
     measured = measure_offline_rate(executor, reviews.split, *config.batching())
     rate = round(MARGIN * measured, 1)

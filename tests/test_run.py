@@ -224,6 +224,26 @@ def test_quick_offline_run_is_valid_when_the_machine_is_faster_after_its_calibra
     assert seconds >= 2, f"a 2 s quick run took {seconds:.1f} s"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream"])
+def test_quick_single_query_runs_expect_the_latency_they_measure(scenario, dataset_path, tmp_path, paced):
+    """--time without --target-latency: a user.conf that expects 50 ms per query (LoadGen then prepares 2 x 2 s of
+    such queries: 80) meets a backend that answers in 2 ms; the run measures that and expects it, so LoadGen has
+    queries for the whole --time, and the run is VALID."""
+    conf = tmp_path / "slow-expectation.conf"
+    conf.write_text(f"seq2cnn.{scenario}.target_latency = 50\n")
+    out = tmp_path / scenario
+    code = run.main(["--scenario", scenario, "--time", "2", "--user-conf", str(conf), "--dataset-path", str(dataset_path),
+                     "--output-dir", str(out)], backend=paced(0.002))
+    record = read_run_record(out)
+    assert code == 0 and record.result.valid is True, record.result.failed_checks
+    calibrated = [o for o in record.settings.overrides if o.option == "calibrated_latency_ms"]
+    setting = "single_stream_expected_latency_ns" if scenario == "SingleStream" else "multi_stream_expected_latency_ns"
+    assert len(calibrated) == 1 and list(calibrated[0].sets) == [setting]
+    assert calibrated[0].sets[setting] < 5e6  # expected below 5 ms: measured (2 ms and more) / 2
+    assert record.samples.issued > 80 * (8 if scenario == "MultiStream" else 1)
+
+
 def test_progress_is_logged_while_loadgen_runs(dataset_path, tmp_path, monkeypatch, caplog, folded_backend):
     monkeypatch.setattr(sut.loadgen_driver, "PROGRESS_SECONDS", 0.3)
     with caplog.at_level(logging.INFO, logger="sut.loadgen_driver"):

@@ -479,8 +479,8 @@ def quick_user_conf(campaign: Campaign) -> Path:
     scenario (``calibration/``): Offline's ``target_qps`` at :data:`QUICK_OFFLINE_MARGIN` times the rate
     measured, SingleStream's and MultiStream's ``target_latency`` at the median latency measured divided by it.
     Fixed values cannot serve every machine: LoadGen prepares a query set for the minimum duration at the
-    expected pace, and a machine faster than that runs out of queries early, INVALID (the shipped user.conf's
-    9,000 samples/s made a 10 s Offline query that a machine doing 20,000/s finished in 5 s). Written once per
+    expected pace, and a machine faster than that runs out of queries early, INVALID (user.conf's 9,000
+    samples/s of 2026-12-02 made a 10 s Offline query that a machine doing 20,000/s finished in 5 s). Written once per
     folder: a resumed campaign keeps it, so that its runs stay comparable."""
     path = campaign.folder / QUICK_USER_FILE
     if path.is_file():
