@@ -74,6 +74,11 @@ MAX_PLANNED = float(2**62)
 MIN_SERVER_BACKLOG = 64
 
 
+def plan_bytes_per_query(scenario: str, samples_per_query: int) -> int:
+    """The memory estimate of one prepared SingleStream or MultiStream query of ``samples_per_query`` samples."""
+    return BYTES_PER_QUERY[scenario] + samples_per_query * (BYTES_PER_SAMPLE[scenario] + LEDGER_BYTES_PER_SAMPLE)
+
+
 def memory_bound_bytes() -> int:
     """The most memory a run's query set may take: :data:`MEMORY_SHARE` of this machine's memory."""
     try:

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from common.errors import InferenceFailedError, InferenceStalledError, Seq2CNNError
 from common.files import file_sha256
 from model.backends import Backend
 from qsl.library import ImdbQSL
@@ -40,11 +43,18 @@ from readback.run_process import this_process
 from readback.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunRecord, SutInfo
 from readback.settings_record import LoadPlan
 from readback.test01 import Baselines, Verification, check_baselines, verify_test01
-from sut.calibration import MARGIN, measure_offline_rate, measure_query_latency
+from sut.calibration import CALIBRATION_SECONDS, MARGIN, measure_offline_rate, measure_query_latency
 from sut.compliance import ComplianceTest, compliance_test, stage_audit_config
 from sut.config import RunConfig
-from sut.executor import Executor
-from sut.load_plan import OFFLINE_SLACK, SEQUENTIAL_SLACK, bound_server_backlog, check_run_settings
+from sut.executor import Executor, inference_failure
+from sut.load_plan import (
+    OFFLINE_SLACK,
+    SEQUENTIAL_SLACK,
+    bound_server_backlog,
+    check_run_settings,
+    memory_bound_bytes,
+    plan_bytes_per_query,
+)
 from sut.loadgen_driver import LoadGenTest
 from sut.local_executor import LocalExecutor
 from sut.peak_search import run_peak_search
@@ -178,19 +188,57 @@ def opened_executor(config: RunConfig, backend: Backend | None) -> Iterator[Exec
 
 def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
     """Step 2c: size a quick run's queries from what the executor measures (see :mod:`sut.calibration`): Offline's
-    rate, SingleStream's and MultiStream's latency."""
+    rate, SingleStream's and MultiStream's latency. The backend failing there is an inference failure (exit 3),
+    whatever its Python type, as it is during the run."""
     if not config.calibrates:
         return
+    # on a thread of its own, watched: a backend that stops answering here fails the run, it does not hang it
+    outcome: list[BaseException | None] = []
+
+    def measure() -> None:
+        try:
+            _calibrate(config, plan, reviews, executor)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            outcome.append(error)
+
+    bound_s = CALIBRATION_SECONDS + config.stall_limits.ceiling_s
+    worker = threading.Thread(target=measure, name="calibration", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + bound_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        worker.join(timeout=0.2)  # short waits: a signal's RunInterrupted is raised here meanwhile
+    if not outcome:
+        raise InferenceStalledError(
+            f"inference stalled while measuring the backend for the quick run's queries: no answer within "
+            f"{bound_s:g} s (the {CALIBRATION_SECONDS:g} s measurement and {config.stall_limits.describe()}); the "
+            "backend stopped answering")
+    error = outcome[0]
+    if error is None or isinstance(error, Seq2CNNError):
+        if error is not None:
+            raise error
+        return
+    failure = inference_failure(error)
+    raise InferenceFailedError(f"while measuring the backend for the quick run's queries: {failure}",
+                               failure.cause) from error
+
+
+def _calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
     if config.scenario != "Offline":
         samples = int(plan.run_settings.test_settings.multi_stream_samples_per_query) \
             if config.scenario == "MultiStream" else 1
         mean_s = measure_query_latency(executor, reviews.split, samples)
         expected_ns = max(1, round(mean_s / MARGIN * 1e9))
-        lasts = SEQUENTIAL_SLACK * MARGIN  # the prepared queries, in multiples of --time at the measured pace
-        log.info("%s expected latency set to %.4f ms: the %.4f ms mean measured / %g, so that the queries LoadGen "
+        # no lower than what keeps the prepared queries within the memory bound (a long --time: fewer, slower ones)
+        per_query = plan_bytes_per_query(config.scenario, samples)
+        fitting_ns = math.ceil(SEQUENTIAL_SLACK * config.duration_s * 1e9 * per_query / (0.9 * memory_bound_bytes()))
+        expected_ns = max(expected_ns, fitting_ns)
+        lasts = SEQUENTIAL_SLACK * mean_s * 1e9 / expected_ns  # the prepared queries, in --time at the measured pace
+        log.info("%s expected latency set to %.4f ms (the %.4f ms mean measured / %g%s), so that the queries LoadGen "
                  "prepares (for twice --time at that pace; it stops at --time) last at least --time %g s, as a VALID "
-                 "run needs, even if the machine gets up to %g x faster", config.scenario, expected_ns / 1e6,
-                 mean_s * 1e3, MARGIN, config.duration_s, lasts)
+                 "run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
+                 mean_s * 1e3, MARGIN, ", raised so that they fit in memory" if expected_ns == fitting_ns else "",
+                 config.duration_s, lasts)
         setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
         plan.run_settings.add_override(Override("calibrated_latency_ms", round(expected_ns / 1e6, 6),
                                                 {setting: expected_ns}))

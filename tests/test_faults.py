@@ -84,7 +84,8 @@ def wait_for(condition, process: subprocess.Popen, timeout_s: float = 120) -> No
 ])
 def test_a_signal_mid_run_stops_it_promptly_and_marks_it_interrupted(scenario, signum, dataset_path, tmp_path):
     out = tmp_path / "run"
-    rate = ["--qps", "100"] if scenario in ("Server", "Offline") else []
+    # a rate, or an expected latency, of our own: no calibration before LoadGen starts (its first batch is the marker)
+    rate = ["--qps", "100"] if scenario in ("Server", "Offline") else ["--target-latency", "1"]
     process, marker = start_child(["--scenario", scenario, "--time", "600", "--count", "200", *rate, "--dataset-path",
                                    str(dataset_path), "--output-dir", str(out)], tmp_path)
     wait_for(marker.exists, process)
@@ -146,8 +147,9 @@ def small_disk(path: Path, size: str):
 def test_a_disk_that_fills_mid_run_is_exit_2_naming_the_file_and_the_record_says_failed(dataset_path, tmp_path):
     with small_disk(tmp_path / "disk", "4m") as disk:
         out = disk / "run"
-        process, _ = start_child(["--scenario", "SingleStream", "--time", "1", "--count", "100", "--dataset-path",
-                                  str(dataset_path), "--output-dir", str(out)], tmp_path, FILL_DISK=str(disk))
+        process, _ = start_child(["--scenario", "SingleStream", "--time", "1", "--target-latency", "1", "--count", "100",
+                                  "--dataset-path", str(dataset_path), "--output-dir", str(out)], tmp_path,
+                                 FILL_DISK=str(disk))  # an expected latency of our own: the batches counted are the run's
         _, stderr = process.communicate(timeout=180)
         assert process.returncode == 2, stderr[-3000:]
         assert "No space left on device" in stderr and str(out) in stderr and "free some space" in stderr

@@ -72,6 +72,8 @@ def scenario_args(scenario: str, dataset_path: Path) -> list[str]:
             "--stall-timeout", f"{BOUND_S:g}", "--stall-timeout-max", f"{BOUND_S:g}"]
     if scenario in ("Offline", "Server"):
         args += ["--qps", "200", "--max-batchsize", "8"]
+    else:  # an expected latency of our own: no calibration, whose batches would count before LoadGen's
+        args += ["--target-latency", "1"]
     return args
 
 
@@ -99,6 +101,44 @@ def test_a_backend_that_hangs_ends_the_run_with_exit_3_within_twice_the_bound(da
         assert not (tmp_path / scenario / TRACE_FILE).exists(), "a failed run keeps an empty trace file"
     assert "inference failed, run stopped: inference stalled" in child.stderr
     assert "error of this program's own" not in child.stderr
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "Offline"])
+def test_a_backend_that_hangs_while_a_quick_run_measures_it_ends_the_run_with_exit_3(scenario, dataset_path, tmp_path,
+                                                                                      capsys):
+    """A quick run measures the backend before LoadGen starts (sut.calibration): a backend that stops answering
+    there fails the run within the measurement's second plus the stall ceiling, it does not wait forever."""
+    import threading
+
+    import numpy as np
+
+    import run
+
+    release = threading.Event()
+
+    class HangsOnItsSecondBatch:
+        name = "hanging"
+        calls = 0
+
+        def labels(self, token_ids):
+            HangsOnItsSecondBatch.calls += 1
+            if HangsOnItsSecondBatch.calls == 2:
+                release.wait()
+            return np.zeros(len(token_ids), dtype=np.int64)
+
+    started = time.monotonic()
+    try:
+        code = run.main(["--scenario", scenario, "--time", "5", "--count", "100", "--stall-timeout", f"{BOUND_S:g}",
+                         "--stall-timeout-max", f"{BOUND_S:g}", "--dataset-path", str(dataset_path),
+                         "--output-dir", str(tmp_path / "run")], backend=HangsOnItsSecondBatch())
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    error = capsys.readouterr().err
+    assert code == EXIT_INFERENCE_FAILED, error
+    assert "inference stalled while measuring the backend for the quick run's queries: no answer within" in error
+    assert elapsed < 60, f"the run took {elapsed:.0f} s to give up"
+    assert not (tmp_path / "run").exists()  # nothing was started: no folder claimed
 
 
 def test_the_bound_is_the_ceiling_until_a_batch_completes_then_follows_the_slowest_per_review():
