@@ -490,7 +490,8 @@ def test_timings_over_the_file_limit_go_in_thinned_evenly_without_a_warning(runs
     said = [record for record in caplog.records
             if f"the package keeps every {ordinal(kept.stride)} sample" in record.getMessage()]
     assert said and all(record.levelno == logging.INFO for record in said)
-    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert not [record for record in caplog.records  # the fixture's accuracy runs' own user.conf warns apart
+                if record.levelno >= logging.WARNING and SUT_TIMINGS_FILE in record.getMessage()]
 
 
 def test_not_a_submission_tree_is_bad_usage(tmp_path, capsys):
