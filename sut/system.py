@@ -150,16 +150,28 @@ class Seq2CNNSystem:
             self.ledger.record_issued(response_ids)
             self._run_batch(response_ids, indices)
         elif self.scenario == "Offline":
-            chunk = max(OFFLINE_SORT_SAMPLES, OFFLINE_SORT_BATCHES * self.max_batch_size)
-            for start in range(0, len(response_ids), chunk):
-                ids = np.asarray(response_ids[start:start + chunk], dtype=np.uint64)
-                self.ledger.record_issued(ids)
-                part = np.asarray(indices[start:start + chunk], dtype=np.int64)
-                for batch in self._length_sorted_batches(ids, part):
-                    self._queue.put(batch)
+            self._queue_offline(response_ids, indices)
         else:
             self.ledger.record_issued(response_ids)
             self._queue.put((response_ids, indices))
+
+    def _queue_offline(self, response_ids: Sequence[int], indices: Sequence[int]) -> None:
+        """Queue an Offline query's batches part by part. Should a part fail (its lengths, its sort), the samples
+        not yet queued are failed, and only those: the queued ones are answered by the workers, once."""
+        chunk = max(OFFLINE_SORT_SAMPLES, OFFLINE_SORT_BATCHES * self.max_batch_size)
+        queued = recorded = 0  # samples handed to the workers, and recorded as issued, so far
+        try:
+            for start in range(0, len(response_ids), chunk):
+                ids = np.asarray(response_ids[start:start + chunk], dtype=np.uint64)
+                self.ledger.record_issued(ids)
+                recorded = start + len(ids)
+                part = np.asarray(indices[start:start + chunk], dtype=np.int64)
+                for batch in self._length_sorted_batches(ids, part):
+                    self._queue.put(batch)
+                queued = start + len(ids)
+        except BaseException as error:  # noqa: BLE001 - answered, so that LoadGen does not wait for them
+            self.ledger.record_issued(np.asarray(response_ids[recorded:], dtype=np.uint64))
+            self._fail(np.asarray(response_ids[queued:], dtype=np.uint64), error)
 
     def _length_sorted_batches(self, ids: np.ndarray, indices: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """The query's samples (response ids, QSL indices) longest first, cut at ``max_batch_size`` reviews or

@@ -7,17 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlperf_loadgen as lg
 import numpy as np
 import pytest
 
 import run
+import sut.system
 from qsl.library import ImdbQSL, SampleNotLoadedError
 from qsl.token_cache import TokenizedSplit
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import read_run_record
 from readback.timings import read_sut_timings
-from sut.settings import load_run_settings
 from sut.local_executor import LocalExecutor
+from sut.settings import load_run_settings
 from sut.system import Seq2CNNSystem, server_batch_wait_s
 
 
@@ -72,6 +74,39 @@ def test_unloaded_sample_is_an_error(qsl):
     qsl.unload_samples([2])
     with pytest.raises(SampleNotLoadedError, match="sample 2"):
         qsl.token_ids(2)
+
+
+def test_an_offline_query_whose_sort_fails_part_way_answers_each_sample_once(qsl, tmp_path, monkeypatch):
+    """A real LoadGen Offline test whose query is queued in parts of 3: the second part's lengths fail. The run
+    stops with that error, and every sample is answered exactly once: the first part by the workers, the rest
+    failed (answering all of them again would complete the first part twice)."""
+    monkeypatch.setattr(sut.system, "OFFLINE_SORT_SAMPLES", 3)
+    monkeypatch.setattr(sut.system, "OFFLINE_SORT_BATCHES", 1)
+    real_lengths, parts = qsl.lengths, []
+
+    def lengths(indices):
+        parts.append(len(indices))
+        if len(parts) == 2:
+            raise RuntimeError("planted: the second part's lengths")
+        return real_lengths(indices)
+
+    monkeypatch.setattr(qsl, "lengths", lengths)
+    system_under_test = system(qsl, "Offline", max_batch_size=2)
+    settings = lg.TestSettings()
+    settings.scenario = lg.TestScenario.Offline
+    settings.mode = lg.TestMode.AccuracyOnly
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(tmp_path)
+    log_settings.enable_trace = False
+    try:
+        lg.StartTestWithLogSettings(system_under_test.handle, qsl.handle, settings, log_settings)
+    finally:
+        system_under_test.shutdown()
+    assert parts == [3, 3] and str(system_under_test.error) == "planted: the second part's lengths"
+    counts = system_under_test.ledger.counts()
+    assert (counts.issued, counts.completed) == (8, 8)
+    assert counts.completed_more_than_once == counts.never_completed == counts.completed_not_issued == 0
+    assert len(json.loads((tmp_path / "mlperf_log_accuracy.json").read_text())) == 8
 
 
 def test_bad_batching_parameters_are_refused(qsl):
