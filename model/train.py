@@ -36,7 +36,7 @@ from common.progress import progress
 from common.text import plain
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
 from model.network import Seq2CNN, Seq2CNNConfig
-from model.paths import DEFAULT_WEIGHTS
+from model.paths import MODEL_DIR
 from model.sparse_training import table_logits
 from model.weights import save_weights
 from qsl.locations import DATASET_LOOKUP_HELP
@@ -45,6 +45,9 @@ from qsl.token_cache import tokenized_split
 from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
 
 log = logging.getLogger("model.train")
+
+#: where a retraining writes its weights unless told otherwise (the shipped ones stay as they are)
+RETRAINED_WEIGHTS = MODEL_DIR / "retrained.safetensors"
 
 
 def pick_device(requested: str) -> torch.device:
@@ -157,7 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
-    parser.add_argument("--output", type=Path, default=DEFAULT_WEIGHTS, help="where to write the safetensors weights")
+    parser.add_argument("--output", type=Path, default=RETRAINED_WEIGHTS,
+                        help="where to write the safetensors weights (default model/retrained.safetensors; use them with run.py "
+                             "--model-path); an existing file is never replaced, the shipped weights included")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -177,7 +182,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, help="torch threads on the CPU (default: torch's own, one per core)")
     parser.add_argument("--log-file", type=Path, help="also write the log here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output.exists():  # refused before an hour of training, not after it
+        parser.error(f"--output {args.output} exists; an existing weights file is never replaced: pass another "
+                     "--output, or move that file away first")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

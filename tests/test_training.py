@@ -10,7 +10,8 @@ import torch
 
 from model.batching import padded_batch
 from model.sparse_training import table_logits
-from model.train import learning_rate_factor
+from model.paths import DEFAULT_WEIGHTS
+from model.train import RETRAINED_WEIGHTS, learning_rate_factor, parse_args
 from model.weights import load_model
 
 
@@ -77,3 +78,14 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert learning_rate_factor(250, total, 0, "linear") == pytest.approx(0.75)
     assert all(0 <= learning_rate_factor(step, total, warmup, "cosine") <= 1 for step in range(0, total + 1, 7))
     assert not math.isnan(learning_rate_factor(0, 0, 0, "cosine"))
+
+
+def test_retraining_never_replaces_the_shipped_weights(capsys, tmp_path):
+    """``python -m model.train`` as the README prints it writes beside the shipped weights, not over them, and
+    an existing output file (the shipped weights included) is refused before training starts, exit 2."""
+    assert RETRAINED_WEIGHTS.parent == DEFAULT_WEIGHTS.parent and RETRAINED_WEIGHTS != DEFAULT_WEIGHTS
+    assert parse_args(["--output", str(tmp_path / "new.safetensors")]).output == tmp_path / "new.safetensors"
+    with pytest.raises(SystemExit) as refused:
+        parse_args(["--output", str(DEFAULT_WEIGHTS)])
+    assert refused.value.code == 2
+    assert "exists; an existing weights file is never replaced" in capsys.readouterr().err
