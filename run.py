@@ -213,6 +213,8 @@ def print_summary(outcome: RunOutcome) -> None:
             bound = f"more than {plan.max_outstanding_queries:,} " if plan and plan.max_outstanding_queries else ""
             print(f"Backlog    : LoadGen ended the run early: {bound}queries were waiting, the system could not keep "
                   "up with the arrival rate: lower --qps (or find the highest rate with --find-peak-performance)")
+        elif (advice := result.ran_out_of_queries(_user_conf_name(record))) is not None:
+            print(f"Duration   : {advice}")
         elif (more := result.more_queries_needed()) is not None:
             print(f"Early stop : LoadGen would need at least {more:,} more queries for its percentile estimate: "
                   "run longer (--time) or faster (--qps)")
@@ -234,6 +236,14 @@ def print_summary(outcome: RunOutcome) -> None:
     if result is not None and result.errors:
         print(f"LoadGen    : {len(result.errors)} error(s) logged, e.g. {result.errors[0]}")
     print(f"Logs       : {outcome.run_dir}")
+
+
+def _user_conf_name(record) -> str:
+    """The run's user.conf (the last config file it loaded), as a path from here where it lies below."""
+    if not record.settings.config_files:
+        return "the user.conf"
+    path = Path(record.settings.config_files[-1].path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 #: a quick TEST01 pair shorter than this (s each) has a speed check that mostly measures the machine's drift

@@ -129,6 +129,8 @@ class LoadGenResult:
     latencies_ns: dict[float, float] = field(default_factory=dict)
     #: what LoadGen used, as it logged it: its ``effective_*`` settings (prefix dropped) and ``generated_query_count``
     used_settings: dict[str, Any] = field(default_factory=dict)
+    #: LoadGen's mean latency (``result_mean_latency_ns``), of a query in SingleStream and MultiStream
+    mean_latency_ns: float | None = None
 
     @property
     def validity(self) -> str:
@@ -149,6 +151,32 @@ class LoadGenResult:
         """Whether LoadGen ended a Server run early because too many queries were outstanding
         (``server_max_async_queries``, see :mod:`sut.load_plan`)."""
         return any(BACKLOG_ERROR in error for error in self.errors)
+
+    def ran_out_of_queries(self, user_conf: str = "the user.conf") -> str | None:
+        """Why the queries LoadGen prepared ran out before ``min_duration``, and what to set instead, when that
+        failed a SingleStream, MultiStream or Offline run: the machine is faster than the config's expected
+        latency or rate (LoadGen prepares the minimum duration's queries at that pace). None otherwise."""
+        if VALIDITY_CHECKS["result_min_duration_met"] not in self.failed_checks:
+            return None
+        queries = self.used_settings.get("generated_query_count")
+        prepared = f"the {queries:,} queries LoadGen prepared" if isinstance(queries, int) else "LoadGen's queries"
+        target_qps = _number(self.used_settings.get("target_qps"))  # LoadGen's pace: 1 / the expected latency
+        if self.scenario in ("SingleStream", "MultiStream"):
+            expected = 1e9 / target_qps if target_qps else None
+            mean = self.mean_latency_ns
+            if expected is None or mean is None or mean >= expected:
+                return None
+            return (f"{prepared} for an expected latency of {expected / 1e6:.3f} ms ran out before min_duration: "
+                    f"this machine answered in {mean / 1e6:.3f} ms on average. Set {self.scenario}'s target_latency "
+                    f"below that in {user_conf} (e.g. {mean / 2e6:.3f} ms; a quick run: --target-latency)")
+        if self.scenario == "Offline":
+            expected, rate = target_qps, self.headline.value if self.headline is not None else None
+            if expected is None or rate is None or rate <= expected:
+                return None
+            return (f"the query LoadGen prepared for {expected:,.0f} samples/s ran out before min_duration: this "
+                    f"machine did {rate:,.0f} samples/s. Set Offline's target_qps above that in {user_conf} "
+                    f"(e.g. {1.5 * rate:,.0f}; a quick run: --qps)")
+        return None
 
     def more_queries_needed(self) -> int | None:
         """How many more queries LoadGen's early stopping asked for, when that, not the latency bound, failed
@@ -174,7 +202,8 @@ def read_result(log_dir: Path) -> LoadGenResult:
     used = {key.removeprefix("effective_"): value for key, value in values.items()
             if key.startswith("effective_") or key in USED_KEYS}
     result = LoadGenResult(scenario, mode, None if validity is None else validity == "VALID", errors=errors,
-                           latencies_ns=latencies, used_settings=used)
+                           latencies_ns=latencies, used_settings=used,
+                           mean_latency_ns=_number(values.get("result_mean_latency_ns")))
     if validity is None:
         return result
     result.failed_checks = [name for key, name in VALIDITY_CHECKS.items() if values.get(key) is False]

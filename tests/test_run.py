@@ -244,6 +244,27 @@ def test_quick_single_query_runs_expect_the_latency_they_measure(scenario, datas
     assert record.samples.issued > 80 * (8 if scenario == "MultiStream" else 1)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario, expectation, setting", [
+    ("SingleStream", ["--target-latency", "50"], "target_latency"),
+    ("Offline", ["--qps", "20"], "target_qps"),
+])
+def test_a_run_whose_queries_ran_out_before_min_duration_says_what_to_set(scenario, expectation, setting,
+                                                                          dataset_path, tmp_path, paced, capsys):
+    """A config that expects a slower machine (50 ms per query, 20 samples/s) meets a backend answering in 2 ms:
+    LoadGen's prepared queries run out before min_duration (INVALID), and the summary says so with the pace
+    measured and the setting to change, instead of a bare 'min duration satisfied: NO'."""
+    out = tmp_path / scenario
+    code = run.main(["--scenario", scenario, "--time", "2", *expectation, "--dataset-path", str(dataset_path),
+                     "--output-dir", str(out)], backend=paced(0.002))
+    result = read_run_record(out).result
+    assert code == 0 and result.valid is False and result.failed_checks == ["min duration satisfied"]
+    printed = capsys.readouterr().out
+    duration_line = next(line for line in printed.splitlines() if line.startswith("Duration   : "))
+    assert "ran out before min_duration: this machine" in duration_line
+    assert f"Set {scenario}'s {setting} " in duration_line and "configs/user.conf" in duration_line
+
+
 def test_progress_is_logged_while_loadgen_runs(dataset_path, tmp_path, monkeypatch, caplog, folded_backend):
     monkeypatch.setattr(sut.loadgen_driver, "PROGRESS_SECONDS", 0.3)
     with caplog.at_level(logging.INFO, logger="sut.loadgen_driver"):

@@ -123,8 +123,11 @@ def accuracy_verdict(run: RunFolder) -> tuple[bool | None, str]:
 
 
 def invalid_reasons(run: RunFolder) -> list[str]:
-    """Why the run is not VALID: failed checks, the early-stopping hint, LoadGen's errors, a run that did not finish."""
+    """Why the run is not VALID: failed checks, what to set when the queries ran out before min_duration, the
+    early-stopping hint, LoadGen's errors, a run that did not finish."""
     reasons = [run.result.failed_checks_text()] if run.result.failed_checks else []
+    if (advice := run.result.ran_out_of_queries()) is not None:
+        reasons.append(advice)
     if run.result.early_stopping:
         reasons.append(f"early stopping: {run.result.early_stopping}")
     reasons += [f"LoadGen error: {error}" for error in run.result.errors]
