@@ -189,15 +189,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if args.log_file:
         handlers.append(logging.FileHandler(args.log_file))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
-    result = train(args)
+    started = time.perf_counter()
+    try:
+        result = train(args)
+    except KeyboardInterrupt:  # Ctrl-C: a line that says what became of the work, not a traceback
+        log.error("interrupted (SIGINT) after %.0f s of training: nothing was written to %s",
+                  time.perf_counter() - started, args.output)
+        return 130
     print(json.dumps(result, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
