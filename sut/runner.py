@@ -49,6 +49,7 @@ from sut.config import RunConfig
 from sut.executor import Executor, inference_failure
 from sut.load_plan import (
     OFFLINE_SLACK,
+    OVERRIDE_FLAGS,
     SEQUENTIAL_SLACK,
     bound_server_backlog,
     check_run_settings,
@@ -130,15 +131,49 @@ def plan_run(config: RunConfig) -> RunPlan:
     executor_class(config).check_available(config)
     refuse_unusable_output(config)
     baselines = config.baselines()
+    performance = None
     if baselines is not None:  # before anything is loaded, so that a wrong folder costs no run
-        check_baselines(config.scenario, baselines)
+        _, performance = check_baselines(config.scenario, baselines)
     run_settings = load_run_settings(
         config.scenario, config.mode, config.mlperf_conf, config.user_conf,
         duration_s=config.duration_s, target_qps=config.target_qps, target_latency_ms=config.target_latency_ms)
+    if performance is not None and (differences := settings_unlike(performance, run_settings, config.count)):
+        log.warning("this %s run's settings differ from those of its performance run %s: %s. TEST01 compares the "
+                    "two runs' figures as they are (as MLPerf's verify_performance.py does); make both with the same "
+                    "settings, one right after the other", config.compliance, baselines.performance_run,
+                    "; ".join(differences))
     # Before the data loads, so that settings out of range cost nothing; checked again with the real sample count.
     check_run_settings(run_settings, run_settings.test_settings.performance_sample_count_override or TEST_SPLIT_REVIEWS)
     test = compliance_test(config.compliance) if config.compliance else None
     return RunPlan(run_settings, test, baselines)
+
+
+#: the options a compliance run and its performance run must share: the quick-run flags set by hand
+SHARED_OVERRIDES = ("duration_s", "target_qps", "target_latency_ms", "count")
+
+
+def settings_unlike(performance: RunRecord, run_settings: RunSettings, count: int | None) -> list[str]:
+    """How a compliance run's settings (``run_settings``, and ``--count``) differ from those of its performance
+    run: a quick-run flag set in one and not the other or to another value, other config files. Values each run
+    measured for itself (a quick run's calibration) are not compared."""
+    def chosen(overrides) -> dict[str, float]:
+        return {o.option: o.value for o in overrides if o.option in SHARED_OVERRIDES}
+
+    theirs, ours = chosen(performance.settings.overrides), chosen(run_settings.overrides)
+    if count is not None:
+        ours["count"] = count
+
+    def described(values: dict[str, float], option: str) -> str:
+        return f"{OVERRIDE_FLAGS[option]} {values[option]:g}" if option in values else f"no {OVERRIDE_FLAGS[option]}"
+
+    differences = [f"{described(theirs, option)} there, {described(ours, option)} here"
+                   for option in SHARED_OVERRIDES if theirs.get(option) != ours.get(option)]
+    their_files = [(Path(file.path).name, file.sha256) for file in performance.settings.config_files]
+    our_files = [(Path(file.path).name, file.sha256) for file in run_settings.config_files]
+    if their_files != our_files:
+        differences.append(f"config files {', '.join(name for name, _ in their_files)} there, "
+                           f"{', '.join(name for name, _ in our_files)} here (or their contents differ)")
+    return differences
 
 
 def load_reviews(config: RunConfig, plan: RunPlan) -> Reviews:

@@ -9,6 +9,7 @@ not depend on how fast or how loaded the machine is.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from readback.test01 import (
     verify_performance,
 )
 from sut.compliance import AUDIT_CONFIG_FILE
+from sut.runner import plan_run
 from tools import verify_test01
 
 SCENARIO = "Offline"
@@ -81,6 +83,24 @@ def test_test01_passes_and_stages_audit_config_only_in_its_own_folder(baselines,
     assert record.kind == "TEST01" and record.compliance.audit_config["mode"] == 2 and record.compliance.passed is True
     assert record.command[0] == "run.py" and record.command[-2:] == ["--output-dir", str(out)]
     assert read_verdicts(out).passed is True
+
+
+def test_a_test01_run_whose_settings_differ_from_its_performance_runs_says_so(baselines, dataset_path, tmp_path,
+                                                                            caplog):
+    """A TEST01 run of another --time than its performance run (or under the rules against a quick one) is
+    warned of before it starts: their figures are compared as they are. The same settings give no warning."""
+    accuracy, performance = baselines
+    common = ["--scenario", SCENARIO, "--dataset-path", str(dataset_path), "--compliance", "TEST01",
+              "--accuracy-run", str(accuracy), "--performance-run", str(performance)]
+    with caplog.at_level(logging.WARNING, logger="sut.runner"):
+        plan_run(run.parse_args([*common, *QUICK, "--output-dir", str(tmp_path / "same")]))
+        assert not caplog.records
+        plan_run(run.parse_args([*common, "--time", "5", *PACE, "--output-dir", str(tmp_path / "longer")]))
+        plan_run(run.parse_args([*common, "--output-dir", str(tmp_path / "rules")]))
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 2 and all("settings differ from those of its performance run" in text for text in warned)
+    assert "--time 2 there, --time 5 here" in warned[0]
+    assert "--time 2 there, no --time here" in warned[1]
 
 
 class LabelFlippingBackend:
