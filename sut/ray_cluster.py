@@ -6,6 +6,12 @@ machine's own address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set befo
 binds its GCS, raylet, object manager and worker ports to 127.0.0.1 only); :func:`import_ray` sets it for a
 local instance, and for a cluster joined at a loopback address. The dashboard is never started here.
 
+Token authentication: ``ray start`` (Ray 2.5x on) enables it for the cluster it starts, with a token it keeps
+in ``~/.ray/auth_token``, but ``ray.init`` joining an explicit address does not send it unless
+``RAY_AUTH_MODE=token`` is set (it retried for 20 s, logging ``InvalidAuthToken``, then failed). So a run that
+joins ``--ray-address`` with a token at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or that file) and no
+``RAY_AUTH_MODE`` of its own sends the token; a cluster without authentication ignores it.
+
 Ray is an optional dependency (``pip install -e '.[ray]'``): this module imports it only when a run asks for
 it, and :class:`RayUnavailableError` says how to install it.
 """
@@ -17,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 from types import ModuleType
 
 from common.errors import BadInputError
@@ -30,6 +37,10 @@ INSTALL_HINT = "pip install -e '.[ray]'   (or: pip install 'ray>=2.40')"
 LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: the namespace of this project's actors in a shared cluster
 NAMESPACE = "seq2cnn-mlperf"
+#: Ray's switch for token authentication ("token" or "disabled"), and where it finds a token
+AUTH_MODE_SWITCH = "RAY_AUTH_MODE"
+AUTH_TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+DEFAULT_TOKEN_FILE = Path("~/.ray/auth_token")
 #: how long the head of a cluster given by --ray-address may take to accept a connection (s)
 CONNECT_TIMEOUT_S = 10.0
 
@@ -63,6 +74,10 @@ def import_ray(address: str | None) -> ModuleType:
     if (address is None or is_loopback(address)) and LOOPBACK_SWITCH not in os.environ:
         os.environ[LOOPBACK_SWITCH] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report: there is no internet to send it to
+    if address not in (None, "auto") and AUTH_MODE_SWITCH not in os.environ and _token_at_hand():
+        os.environ[AUTH_MODE_SWITCH] = "token"  # as ray.init does for a cluster it finds itself
+        log.info("joining %s with Ray's authentication token (%s=token; %s=disabled joins without it)", address,
+                 AUTH_MODE_SWITCH, AUTH_MODE_SWITCH)
     # A call on an actor after the run disconnected (a batch still on its way after a failure) must fail, not
     # start a new local Ray instance of its own (read when Ray is imported)
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
@@ -72,6 +87,11 @@ def import_ray(address: str | None) -> ModuleType:
         raise RayUnavailableError(f"--ray runs the backend on Ray actors, but Ray is not installed ({error}): "
                                   f"install it with  {INSTALL_HINT}") from None
     return ray
+
+
+def _token_at_hand() -> bool:
+    """Whether Ray would find an authentication token: in its variables, or in ``~/.ray/auth_token``."""
+    return any(os.environ.get(name) for name in AUTH_TOKEN_VARIABLES) or DEFAULT_TOKEN_FILE.expanduser().is_file()
 
 
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
@@ -119,7 +139,9 @@ class RayCluster:
         except Exception as error:  # noqa: BLE001 - Ray raises many kinds; all mean the same to the user
             where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
             hint = (" Is a cluster running there ('ray start --head' on that machine; 'ray status' tells)? For a "
-                    "cluster on this machine's loopback, start it with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 set."
+                    "cluster on this machine's loopback, start it with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 set. A "
+                    "cluster with token authentication needs its token here: RAY_AUTH_TOKEN, or the head's "
+                    "~/.ray/auth_token copied to this machine."
                     if self.address else "")
             raise ClusterError(f"cannot {where}: {type(error).__name__}: {str(error).rstrip('.')}.{hint}") from error
         log.info("Ray %s %s in %.1f s: %s", ray.__version__, "started locally" if self.started_locally else "joined",

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -406,3 +407,46 @@ def test_a_two_node_cluster_on_loopback_runs_one_actor_per_node(tmp_path):
     finally:
         helper.stdin.close()
         helper.wait(timeout=60)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_cluster_started_with_ray_start_and_a_token_is_joined_with_it(tmp_path, monkeypatch):
+    """The README's single-machine cluster: ``ray start --head`` on loopback, where a token is at hand in
+    ``~/.ray/auth_token`` (a local instance of an earlier run leaves one), enables Ray's token authentication; a
+    run given its address and no RAY_AUTH_MODE sends the token and runs (it retried for 20 s, logging
+    InvalidAuthToken, then failed with 'Is a cluster running there?')."""
+    from common.caches import cache_dir
+
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(os.urandom(16).hex())
+    for variable in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):  # a run of its own would set one
+        monkeypatch.delenv(variable, raising=False)
+    env = dict(os.environ)
+    env |= {"HOME": str(home), "SEQ2CNN_CACHE_DIR": str(cache_dir()), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "RAY_USAGE_STATS_ENABLED": "0"}
+    with socket.socket() as probe:  # a free port on loopback for the head
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = Path(sys.executable).parent / "ray"
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port",
+                             str(port), "--include-dashboard", "false", "--num-cpus", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    try:
+        run_dir = tmp_path / "run"
+        live = LiveRun("--scenario", "SingleStream", "--time", "2", "--target-latency", "1", "--ray", "--ray-address",
+                       f"127.0.0.1:{port}", "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir", str(run_dir),
+                       env={"HOME": str(home), "SEQ2CNN_CACHE_DIR": str(cache_dir())} | {
+                           key: env[key] for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED")})
+        code = live.finish()
+        assert code == 0, live.output[-4000:]
+        assert f"joining 127.0.0.1:{port} with Ray's authentication token" in live.output
+        assert "InvalidAuthToken" not in live.output
+        assert_each_sample_completed_once(record_of(run_dir))
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
