@@ -28,6 +28,7 @@ from __future__ import annotations
 # Only what the command line needs is imported here: torch, numba and the SUT load once it is known to be good
 # (--help and a mistyped option answer at once).
 import argparse
+import faulthandler
 import logging
 import os
 import sys
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
     """Run as the command line says; ``backend`` replaces ``--backend`` (for tests)."""
     config = parse_args(argv)
     command = sys.argv if argv is None else ["run.py", *argv]
+    if not faulthandler.is_enabled():  # should LoadGen or native code crash: each thread's stack, to stderr
+        faulthandler.enable()
     from sut.runner import (
         run_benchmark,  # LoadGen, numpy and the SUT: after the command line parsed
     )

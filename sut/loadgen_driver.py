@@ -7,15 +7,24 @@ fails, or a batch in flight is past its stall bound (:mod:`sut.stall`), the driv
 LoadGen that cannot be stopped. LoadGen's threads cannot be stopped from
 Python either: after a failed or interrupted test, :func:`loadgen_running`
 says so, and ``run.py`` then ends the process with ``os._exit``.
+
+Every test of the process runs on the same thread (:class:`TestThread`), never on one made per test: each
+thread that completes samples gets a logger of LoadGen's own, and a thread that ends between two tests
+leaves LoadGen's log thread a logger it frees while a request to read it is still pending. The next test
+then crashed in ``TlsLogger::SwapBuffers`` (SIGSEGV): 6 times in about 950 one-second MultiStream tests,
+20 to a process, each failed on its third batch. A process runs several tests in find-peak's probes and in
+the tests' children. The thread lives as long as the process.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import queue
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import mlperf_loadgen as lg
 
@@ -38,12 +47,49 @@ POLL_SECONDS = 0.2
 #: the ledger reserves the planned samples plus this fraction of them (1/10)
 LEDGER_SLACK_DIVISOR = 10
 
-_loadgen_thread: threading.Thread | None = None
+
+class TestThread:
+    """The one thread of this process on which LoadGen's tests run, one after the other, started with the first."""
+
+    def __init__(self) -> None:
+        self._tests: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # tests handed over and not yet ended
+
+    def start(self, test: Callable[[], None]) -> threading.Event:
+        """Run ``test`` (which must not raise) on the thread; the event is set once it returned."""
+        ended = threading.Event()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="loadgen", daemon=True)
+                self._thread.start()
+            self._pending += 1
+        self._tests.put((test, ended))
+        return ended
+
+    def running(self) -> bool:
+        """Whether a test handed over has not ended yet."""
+        with self._lock:
+            return self._pending > 0
+
+    def _serve(self) -> None:
+        while True:
+            test, ended = self._tests.get()
+            try:
+                test()
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                ended.set()
+
+
+_test_thread = TestThread()
 
 
 def loadgen_running() -> bool:
     """Whether a LoadGen test of this process is still running (its threads would abort a normal exit)."""
-    return _loadgen_thread is not None and _loadgen_thread.is_alive()
+    return _test_thread.running()
 
 
 class LoadGenTest:
@@ -57,7 +103,6 @@ class LoadGenTest:
     def run(self, log_dir: Path, audit_config: Path) -> float:
         """Run one LoadGen test writing into ``log_dir``, LoadGen reading ``audit_config``; returns its wall
         time (s). :class:`InferenceFailedError` when inference failed."""
-        global _loadgen_thread
         log_settings = lg.LogSettings()
         log_settings.log_output.outdir = str(log_dir)
         log_settings.log_output.copy_summary_to_stdout = False
@@ -80,11 +125,10 @@ class LoadGenTest:
         gc.collect()
         gc.freeze()
         started = time.perf_counter()
-        _loadgen_thread = thread = threading.Thread(target=test, name="loadgen", daemon=True)
-        thread.start()
+        ended = _test_thread.start(test)
         next_progress = started + PROGRESS_SECONDS
         try:
-            while thread.is_alive() or self.sut.failed.is_set():
+            while not ended.is_set() or self.sut.failed.is_set():
                 if self.sut.failed.wait(timeout=POLL_SECONDS) or self.sut.stalled():
                     failure = inference_failure(self.sut.error)
                     raise failure from (failure.cause or None)

@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import mlperf_loadgen as lg
@@ -114,6 +115,33 @@ def test_bad_batching_parameters_are_refused(qsl):
         system(qsl, "Server", max_batch_size=0)
     with pytest.raises(ValueError, match="unknown scenario"):
         system(qsl, "Batch")
+
+
+class ThreadRecorder(LengthEcho):
+    """:class:`LengthEcho` that keeps each thread it was called on."""
+
+    def __init__(self):
+        self.threads: list[threading.Thread] = []
+
+    def labels(self, token_ids):
+        current = threading.current_thread()
+        if not any(thread is current for thread in self.threads):
+            self.threads.append(current)
+        return super().labels(token_ids)
+
+
+@pytest.mark.slow
+def test_every_loadgen_test_of_a_process_runs_on_one_thread(dataset_path, tmp_path):
+    """LoadGen gives each thread that completes samples a logger of its own; one that ends between two tests
+    (a thread made per test) left its log thread freeing that logger with a read of it pending: SIGSEGV in
+    the next test, now and then (find-peak's probes, two runs in one process). A SingleStream query runs on
+    the test's thread, so the backend sees that thread."""
+    backend = ThreadRecorder()
+    for name in ("first", "second"):
+        args = ["--scenario", "SingleStream", "--time", "1", "--count", "100", "--target-latency", "1",
+                "--dataset-path", str(dataset_path), "--output-dir", str(tmp_path / name)]
+        assert run.main(args, backend=backend) == 0
+    assert [thread.name for thread in backend.threads] == ["loadgen"]
 
 
 def server_run(dataset_path, out, backend, *options: str):
