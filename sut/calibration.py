@@ -6,8 +6,9 @@ it lasts as long as the system needs for them: a quick run (``--time T``)
 sized from ``user.conf``'s rate lasts T only if the system runs at exactly that
 rate. When ``--time`` is given without ``--qps``, the runner measures the
 backend first (about :data:`CALIBRATION_SECONDS`, on length-sorted batches of
-random test reviews, as the Offline SUT batches them, as many at once as the
-executor runs) and sets the expected rate to :data:`MARGIN` times what it
+the size the run's batches have, of reviews drawn at random from the run's set
+as LoadGen draws a query's, as many batches at once as the executor runs) and
+sets the expected rate to :data:`MARGIN` times what it
 measured. LoadGen adds 10% of its own (its ``kSlack``), so the query holds
 2.2 T seconds of work at the measured pace. The run lasts about 2.2 T when the
 machine keeps that pace, longer when it gets busier, and at least T (which a
@@ -26,81 +27,121 @@ queries left over cost only their memory). A quick run of either without
 longer) and expects :data:`MARGIN` times less: the prepared queries last at
 least 4 T at the measured pace, so the run lasts T on a machine up to 4 times
 faster.
+
+Reviews are drawn with replacement, as LoadGen draws a query's samples: a set
+of fewer reviews than a query or a batch (``--count 1``) repeats them, and the
+batches are as large as the run's (with ``--count 200``, batches of 4,096
+reviews, not one of 200: batch size alone changes the folded backend's rate
+about 2x). The measurement calls the backend through
+:mod:`sut.watched_phase`, watched as the LoadGen test is.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from model.batching import length_sorted_batches
 from qsl.token_cache import TokenizedSplit
 from qsl.vocabulary import MAX_LENGTH
-from sut.executor import Executor
+from sut.watched_phase import WatchedCalls
 
 log = logging.getLogger(__name__)
 
 #: how long the measurement runs (s), after one warm-up batch
 CALIBRATION_SECONDS = 1.0
-#: reviews drawn at random for the measurement
+#: reviews drawn at random for the measurement (at least; Offline draws enough for 4 of the run's batches)
 CALIBRATION_REVIEWS = 8192
+#: Offline draws at least this many of the run's largest batches, so that the measurement cycles through several
+OFFLINE_CALIBRATION_BATCHES = 4
 #: the expected rate is the measured one times this, so that the run lasts at least --time even when the
 #: machine is faster during the run than during the calibration (less busy), by up to MARGIN x LoadGen's 1.1
 #: (:data:`sut.load_plan.OFFLINE_SLACK`)
 MARGIN = 2.0
+#: what the measurement is, for its log lines and the errors of :func:`sut.watched_phase.run_watched_phase`
+PHASE = "measuring the backend for the quick run's queries"
 
 
-def measure_offline_rate(executor: Executor, split: TokenizedSplit, max_batch_size: int, max_batch_tokens: int,
+def drawn_reviews(split: TokenizedSplit, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` reviews of ``split`` (truncated to :data:`MAX_LENGTH` ids) drawn at random with replacement,
+    as LoadGen draws a query's samples: a split of fewer reviews repeats them."""
+    return [split.token_ids[index][:MAX_LENGTH] for index in rng.integers(0, len(split), size=count)]
+
+
+def measure_offline_rate(calls: WatchedCalls, split: TokenizedSplit, max_batch_size: int, max_batch_tokens: int,
                          seconds: float = CALIBRATION_SECONDS) -> float:
-    """Reviews per second ``executor`` computes in Offline-style batches of random reviews of ``split``, running
-    as many batches at once as it can (:attr:`Executor.parallel_batches`)."""
+    """Reviews per second the backend computes in the run's Offline batches (length-sorted, at most
+    ``max_batch_size`` reviews and ``max_batch_tokens`` ids) of reviews drawn from ``split``, running as many
+    batches at once as the executor can (:attr:`WatchedCalls.parallel_batches`), one after the other until
+    ``seconds`` have passed."""
     rng = np.random.default_rng(0)
-    chosen = rng.choice(len(split), size=min(len(split), CALIBRATION_REVIEWS), replace=False)
-    reviews = [split.token_ids[index][:MAX_LENGTH] for index in chosen]
+    reviews = drawn_reviews(split, max(CALIBRATION_REVIEWS, OFFLINE_CALIBRATION_BATCHES * max_batch_size), rng)
     batches = [[reviews[position] for position in batch]
                for batch in length_sorted_batches([len(ids) for ids in reviews], max_batch_size, max_batch_tokens)]
-    order = rng.permutation(len(batches))  # lengths mixed, as a random query of the run mixes them
-    executor.labels(batches[order[0]])  # warm-up
+    order = [int(index) for index in rng.permutation(len(batches))]  # lengths mixed, as a query's parts mix them
+    calls.labels(batches[order[0]])  # warm-up
+    taken = itertools.count()  # the n-th batch taken is batches[order[n % len(order)]] (next() is atomic)
+    done = [0] * calls.parallel_batches
     started = time.perf_counter()
     deadline = started + seconds
 
-    def run(batch_index: int) -> int:
-        if time.perf_counter() >= deadline:
-            return 0
-        batch = batches[batch_index]
-        executor.labels(batch)
-        return len(batch)
+    def run(runner: int) -> None:
+        while time.perf_counter() < deadline:
+            batch = batches[order[next(taken) % len(order)]]
+            calls.labels(batch)
+            done[runner] += len(batch)
 
-    with ThreadPoolExecutor(max_workers=executor.parallel_batches, thread_name_prefix="calibration") as pool:
-        done = sum(pool.map(run, order))
+    _run_on_threads(run, calls.parallel_batches)
     elapsed = time.perf_counter() - started
-    rate = done / elapsed
-    log.info("calibration: %s backend ran %d reviews in %.2f s: %.0f reviews/s", executor.describe().backend,
-             done, elapsed, rate)
+    rate = sum(done) / elapsed
+    log.info("calibration: %s backend ran %d reviews in %.2f s (batches of up to %d reviews): %.0f reviews/s",
+             calls.executor.describe().backend, sum(done), elapsed, max(len(batch) for batch in batches), rate)
     return rate
 
 
-def measure_query_latency(executor: Executor, split: TokenizedSplit, samples_per_query: int,
+def measure_query_latency(calls: WatchedCalls, split: TokenizedSplit, samples_per_query: int,
                           seconds: float = CALIBRATION_SECONDS) -> float:
-    """The mean time (s) ``executor`` takes for one query of ``samples_per_query`` random reviews of ``split``
+    """The mean time (s) the backend takes for one query of ``samples_per_query`` reviews drawn from ``split``
     (SingleStream: 1, MultiStream: 8), one query after the other as LoadGen issues them."""
     rng = np.random.default_rng(0)
-    chosen = rng.choice(len(split), size=min(len(split), CALIBRATION_REVIEWS), replace=False)
-    reviews = [split.token_ids[index][:MAX_LENGTH] for index in chosen]
+    reviews = drawn_reviews(split, max(CALIBRATION_REVIEWS, samples_per_query), rng)
     queries = [reviews[start:start + samples_per_query]
                for start in range(0, len(reviews) - samples_per_query + 1, samples_per_query)]
-    executor.labels(queries[0])  # warm-up
+    calls.labels(queries[0])  # warm-up
     times = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         query = queries[len(times) % len(queries)]
         started = time.perf_counter()
-        executor.labels(query)
+        calls.labels(query)
         times.append(time.perf_counter() - started)
     mean = float(np.mean(times))
     log.info("calibration: %s backend ran %d queries of %d review(s): %.3f ms each on average",
-             executor.describe().backend, len(times), samples_per_query, mean * 1e3)
+             calls.executor.describe().backend, len(times), samples_per_query, mean * 1e3)
     return mean
+
+
+def _run_on_threads(run, threads: int) -> None:
+    """``run(i)`` on ``threads`` threads, ``i`` = 0 .. threads - 1; the first error raised is raised here once
+    every thread has ended. Daemon threads: a thread blocked in a backend that stopped answering must not keep
+    the process alive once the watching thread has given up on it."""
+    errors: list[BaseException] = []
+
+    def target(runner: int) -> None:
+        try:
+            run(runner)
+        except BaseException as error:  # noqa: BLE001 - raised on the calling thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=target, args=(runner,), name=f"calibration-{runner}", daemon=True)
+               for runner in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]

@@ -73,7 +73,8 @@ class Executor(ABC):
 
     @abstractmethod
     def labels(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
-        """The labels of one batch, waiting for them (the Offline calibration measures with this)."""
+        """The labels of one batch, waiting for them (the quick run's measurement): called only through
+        :mod:`sut.watched_phase`, which bounds the wait and maps the errors as the LoadGen test does."""
 
     @property
     @abstractmethod

@@ -3,7 +3,7 @@
 1. plan: check the options, load LoadGen's settings, check the runs a compliance test compares with;
    nothing is loaded yet, so a mistake costs nothing;
 2. prepare: the reviews, the query set LoadGen will build, the executor (this process's backend, or Ray
-   actors: :func:`make_executor`, the one place that chooses), an Offline quick run's calibration;
+   actors: :func:`make_executor`, the one place that chooses), a quick run's calibration (watched as the test is);
 3. run: the SUT over the executor, a new run folder, the LoadGen test (or a Server peak search);
 4. record: ``run.json`` (:mod:`readback.run_record`), written as the run starts and however it ends
    (:func:`sut.run_folder.recording`);
@@ -21,14 +21,12 @@ import logging
 import math
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common.errors import InferenceFailedError, InferenceStalledError, Seq2CNNError
 from common.files import file_sha256
 from model.backends import Backend
 from qsl.library import ImdbQSL
@@ -43,10 +41,10 @@ from readback.run_process import this_process
 from readback.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunRecord, SutInfo
 from readback.settings_record import LoadPlan
 from readback.test01 import Baselines, Verification, check_baselines, verify_test01
-from sut.calibration import CALIBRATION_SECONDS, MARGIN, measure_offline_rate, measure_query_latency
+from sut.calibration import MARGIN, PHASE, measure_offline_rate, measure_query_latency
 from sut.compliance import ComplianceTest, compliance_test, stage_audit_config
 from sut.config import RunConfig
-from sut.executor import Executor, inference_failure
+from sut.executor import Executor
 from sut.load_plan import (
     OFFLINE_SLACK,
     OVERRIDE_FLAGS,
@@ -62,6 +60,7 @@ from sut.peak_search import run_peak_search
 from sut.run_folder import new_run_dir, peak_rss_bytes, recording, refuse_unusable_output
 from sut.settings import Override, RunSettings, load_run_settings, warn_of_settings_used_otherwise
 from sut.system import Seq2CNNSystem, server_batch_wait_s
+from sut.watched_phase import WatchedCalls, run_watched_phase
 
 log = logging.getLogger(__name__)
 
@@ -223,46 +222,19 @@ def opened_executor(config: RunConfig, backend: Backend | None) -> Iterator[Exec
 
 def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
     """Step 2c: size a quick run's queries from what the executor measures (see :mod:`sut.calibration`): Offline's
-    rate, SingleStream's and MultiStream's latency. The backend failing there is an inference failure (exit 3),
-    whatever its Python type, as it is during the run."""
+    rate, SingleStream's and MultiStream's latency. The measurement is watched as the run is
+    (:mod:`sut.watched_phase`): a batch past its stall bound, or the backend failing with an error of any Python
+    type, is an inference failure (exit 3)."""
     if not config.calibrates:
         return
-    # on a thread of its own, watched: a backend that stops answering here fails the run, it does not hang it
-    outcome: list[BaseException | None] = []
-
-    def measure() -> None:
-        try:
-            _calibrate(config, plan, reviews, executor)
-            outcome.append(None)
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            outcome.append(error)
-
-    bound_s = CALIBRATION_SECONDS + config.stall_limits.ceiling_s
-    worker = threading.Thread(target=measure, name="calibration", daemon=True)
-    worker.start()
-    deadline = time.monotonic() + bound_s
-    while worker.is_alive() and time.monotonic() < deadline:
-        worker.join(timeout=0.2)  # short waits: a signal's RunInterrupted is raised here meanwhile
-    if not outcome:
-        raise InferenceStalledError(
-            f"inference stalled while measuring the backend for the quick run's queries: no answer within "
-            f"{bound_s:g} s (the {CALIBRATION_SECONDS:g} s measurement and {config.stall_limits.describe()}); the "
-            "backend stopped answering")
-    error = outcome[0]
-    if error is None or isinstance(error, Seq2CNNError):
-        if error is not None:
-            raise error
-        return
-    failure = inference_failure(error)
-    raise InferenceFailedError(f"while measuring the backend for the quick run's queries: {failure}",
-                               failure.cause) from error
+    run_watched_phase(PHASE, executor, config.stall_limits, lambda calls: _calibrate(config, plan, reviews, calls))
 
 
-def _calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
+def _calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, calls: WatchedCalls) -> None:
     if config.scenario != "Offline":
         samples = int(plan.run_settings.test_settings.multi_stream_samples_per_query) \
             if config.scenario == "MultiStream" else 1
-        mean_s = measure_query_latency(executor, reviews.split, samples)
+        mean_s = measure_query_latency(calls, reviews.split, samples)
         expected_ns = max(1, round(mean_s / MARGIN * 1e9))
         # no lower than what keeps the prepared queries within the memory bound (a long --time: fewer, slower ones)
         per_query = plan_bytes_per_query(config.scenario, samples)
@@ -279,7 +251,7 @@ def _calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Exe
                                                 {setting: expected_ns}))
         plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
         return
-    measured = measure_offline_rate(executor, reviews.split, *config.batching())
+    measured = measure_offline_rate(calls, reviews.split, *config.batching())
     rate = round(MARGIN * measured, 1)
     log.info("Offline expected rate set to %s samples/s: %g x the %s measured, so that the query (LoadGen adds 10%%) "
              "lasts at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster "

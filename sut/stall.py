@@ -16,8 +16,10 @@ declared stalled after the floor, and a reference-backend batch that
 legitimately takes a minute is not.
 
 Who acts on a stall: the LoadGen driver (:mod:`sut.loadgen_driver`) stops a
-local run with exit 3; the Ray pool (:mod:`sut.ray_pool`) declares the hung
-actor lost and sends its batches to the live actors.
+local run with exit 3, and so does :mod:`sut.watched_phase` for a phase that
+calls the backend before the test (the quick run's measurement); the Ray pool
+(:mod:`sut.ray_pool`) declares the hung actor lost and sends its batches to
+the live actors.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ class Stall:
     bound_s: float
     basis: str
 
-    def message(self) -> str:
-        """What happened, the bound and where it came from, and what to do."""
-        return (f"inference stalled: {self.batch} of {self.reviews:,} review(s) has been in {self.where} for "
+    def message(self, phase: str | None = None) -> str:
+        """What happened (``phase``: while what, when not during the LoadGen test), the bound and where it came
+        from, and what to do."""
+        during = f" while {phase}" if phase else ""
+        return (f"inference stalled{during}: {self.batch} of {self.reviews:,} review(s) has been in {self.where} for "
                 f"{self.waited_s:.1f} s without an answer, past the stall bound of {self.bound_s:.1f} s ({self.basis}). "
                 "The backend stopped answering (a deadlock, a hung device, stuck I/O, a stopped process); if batches "
                 "of this size can take this long here, raise --stall-timeout")

@@ -18,6 +18,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Ray reads this switch when it is imported, and test modules import Ray as they are collected: set here, before
+# any of them, a Ray instance a test starts in this process keeps its nodes on 127.0.0.1 (sut.ray_cluster)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 #: pytest's exit status, once the session has finished
 _session_exit_status: list[int] = []
 
