@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numba
@@ -49,12 +50,18 @@ import numpy as np
 import torch
 from numba.extending import overload
 
+from model import numba_intrinsics
 from model.batching import padded_batch
 from model.network import Seq2CNN
+from model.numba_cache import use_cache_keyed_by
 from model.numba_intrinsics import CACHE_LINE_BYTES, add_values, lowest_value, prefetch, table_value, values_per_cache_line
 from model.precision import check_precision
 from model.quantization import padding_sum, quantize_branches
 from qsl.vocabulary import MAX_LENGTH
+
+#: numba's cache of the kernels below, in a folder keyed by the files they compile from (numba alone checks only
+#: this file's time stamp, not the intrinsics it inlines): see :mod:`model.numba_cache`
+KERNEL_CACHE = use_cache_keyed_by([Path(__file__), Path(numba_intrinsics.__file__)])
 
 #: taps of the two branches together: kernel 3 (taps 0-2), then kernel 4 (taps 3-6)
 TAPS = 7
