@@ -130,8 +130,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     ray.add_argument("--ray", action="store_true",
                      help="run the SUT's batches on a pool of Ray actors, each holding its own backend (--backend, "
                           "--device, --precision)")
-    ray.add_argument("--ray-address", help="join this Ray cluster (auto, or HOST:PORT of its head) instead of "
-                                           "starting a local instance on 127.0.0.1 for the run")
+    ray.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT of its head, or auto: the one RAY_ADDRESS "
+                                           "or the last 'ray start' of this machine names) instead of starting a "
+                                           "local instance of the run's own on 127.0.0.1")
     ray.add_argument("--ray-actors", type=int,
                      help="backend actors (default: one per GPU of the cluster with --device cuda, else one per "
                           "--ray-actor-cpus of its CPUs)")

@@ -23,7 +23,7 @@ from model.backends import Backend
 from readback.cluster import ClusterInfo
 from sut.config import RunConfig
 from sut.executor import Complete, Executor, ExecutorInfo, Fail
-from sut.ray_cluster import RayCluster, check_reachable, import_ray
+from sut.ray_cluster import RayCluster, check_reachable, import_ray, resolve_address
 from sut.ray_pool import ActorPool, actor_spec, default_actor_count
 from sut.stall import StallLimits
 
@@ -55,11 +55,12 @@ class RayExecutor(Executor):
 
     @classmethod
     def check_available(cls, config: RunConfig) -> None:
-        """Ray importable (else how to install it), and a cluster at ``--ray-address`` that answers (Ray itself
-        would retry for minutes)."""
+        """Ray importable (else how to install it), and a cluster at ``--ray-address`` (for ``auto``: the one Ray's
+        lookup names) that answers (Ray itself would retry for minutes)."""
         import_ray(config.ray_address)
-        if config.ray_address not in (None, "auto"):
-            check_reachable(config.ray_address)
+        address, named_in = resolve_address(config.ray_address)
+        if address not in (None, "auto"):
+            check_reachable(address, named_in=named_in)
 
     def open(self) -> None:
         self.ray_cluster.start()

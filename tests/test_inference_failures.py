@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -143,10 +145,14 @@ def test_any_error_in_a_local_backend_is_exit_3_and_a_failed_run(scenario, datas
 
 @pytest.fixture(scope="module")
 def loopback_cluster(ray_installed):
-    """The address of a one-node Ray cluster on 127.0.0.1 (and the token its clients need)."""
+    """The address of a one-node Ray cluster on 127.0.0.1 (and the token its clients need). Its temp folder is
+    one of its own (``RAY_TMPDIR``): Ray's cluster helper writes ``ray/ray_current_cluster`` there, and would
+    otherwise replace and then delete the one in ``/tmp/ray``, whatever a user's ``ray start`` had put there."""
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(), "RAY_USAGE_STATS_ENABLED": "0"}
+    # short: Ray's socket paths under it must fit in 107 bytes
+    temp = tempfile.mkdtemp(prefix="seq2cnn-ray-", dir="/tmp")
     helper = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ | auth)
+                              stderr=subprocess.PIPE, text=True, env=os.environ | auth | {"RAY_TMPDIR": temp})
     try:
         address = helper.stdout.readline().strip()
         assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address or helper.stderr.read()[-3000:]
@@ -154,6 +160,7 @@ def loopback_cluster(ray_installed):
     finally:
         helper.stdin.close()
         helper.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 #: on Ray, each failure type in one scenario, each scenario at least once (a run on Ray costs ~10 s here)

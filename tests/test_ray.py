@@ -1,8 +1,12 @@
 """The SUT on Ray actors (``run.py --ray``): real Ray, real LoadGen runs, real reviews and weights.
 
-Every Ray instance is started by the run (or, for the two-node cluster, by a helper process) and stopped
-with it, bound to 127.0.0.1. Faults are real: actor processes are stopped (SIGSTOP, so that they hold
-their batches) and killed (SIGKILL) while the run goes on.
+Every Ray instance is started by the run (or, for the two-node cluster and the ``ray start`` cluster, by the
+test) and stopped with it, bound to 127.0.0.1. Faults are real: actor processes are stopped (SIGSTOP, so that
+they hold their batches) and killed (SIGKILL) while the run goes on.
+
+The tests leave nothing of Ray that changes a later run: a cluster a test starts keeps its files (among them
+``ray_current_cluster``, which a later ``ray.init()`` would join) in a temp folder of its own, and the last test
+checks that no Ray process of these tests is left and that Ray's own ``ray_current_cluster`` is as it was.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +32,7 @@ import pytest
 from model.weights import WeightsError
 from readback.accuracy import decode_accuracy_log
 from readback.cluster import ActorInfo, ClusterInfo, NodeInfo
-from sut.ray_cluster import ClusterError, check_reachable
+from sut.ray_cluster import ClusterError, check_reachable, ray_address_file
 from sut.ray_pool import (
     decode_batch,
     decode_result,
@@ -47,6 +54,70 @@ needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed: pip i
 #: how long a run on Ray may take before the test calls it hung (s): generous, for slow machines
 RUN_TIMEOUT_S = 600
 ACTOR_READY = re.compile(r"Ray actor (\d+) ready: pid (\d+)")
+
+
+#: the variable, set for this module's tests, that marks every process they start (Ray's inherit it)
+SUITE_MARK = "SEQ2CNN_RAY_TESTS"
+#: how long the Ray processes of a stopped instance may take to end (s): Ray drains a node for up to 30 s
+RAY_EXIT_TIMEOUT_S = 60
+#: Ray's variables that would point a run at a cluster or a token other than a test's own
+RAY_ADDRESS_AND_AUTH = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def file_state(path: Path) -> str | None:
+    """The text of ``path``, None where there is no such file."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def ray_temp_root():
+    """A temp folder of the test's own for Ray's files (its sessions and ``ray_current_cluster``): under /tmp,
+    since Ray's Unix socket paths in it must stay under 108 bytes; deleted afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="seq2cnn-ray-", dir="/tmp"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (free when asked)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ray_processes_of_the_tests(mark: str) -> list[str]:
+    """``PID NAME COMMAND`` of each Ray process (raylet, gcs_server, ``ray::`` workers, Ray's Python helpers,
+    ``ray start``) alive now whose environment holds ``SUITE_MARK=mark``: one started by these tests."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if f"{SUITE_MARK}={mark}".encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            name = (entry / "comm").read_text().strip()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if name in ("raylet", "gcs_server") or name.startswith("ray::") or "/ray/" in command or "bin/ray " in command:
+            found.append(f"{entry.name} {name} {command[:160]}")
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_left_behind():
+    """Marks the processes this module's tests start (:data:`SUITE_MARK` in the environment, which Ray's
+    processes inherit) and records Ray's ``ray_current_cluster`` before them, for the module's last test."""
+    mark = f"{os.getpid()}-{os.urandom(4).hex()}"
+    address_file = ray_address_file()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SUITE_MARK, mark)
+        yield {"mark": mark, "address_file": address_file, "address_before": file_state(address_file)}
 
 
 def run_command(*args: str) -> list[str]:
@@ -146,6 +217,20 @@ def test_a_cluster_address_where_nothing_answers_is_a_prompt_error(address, mess
     with pytest.raises(ClusterError, match=message):
         check_reachable(address, timeout_s=5.0)
     assert time.monotonic() - started < 30
+
+
+@needs_ray
+@pytest.mark.parametrize("variables", [{}, {"TMPDIR": "/var/tmp/x"}, {"RAY_TMPDIR": "/srv/r", "TMPDIR": "/var/t"}])
+def test_the_address_file_is_where_ray_looks_for_it(variables, monkeypatch):
+    """``ray_current_cluster``, which ``--ray-address auto`` reads and a local run must not: where Ray's own
+    ``ray.init()`` finds it, for each of the variables that move Ray's temp folder."""
+    from ray._common.utils import get_ray_address_file
+
+    for variable in ("RAY_TMPDIR", "TMPDIR"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    assert ray_address_file() == Path(get_ray_address_file(None))
 
 
 def test_a_batch_and_its_answer_travel_as_one_message_each_and_come_back_whole(test_split):
@@ -381,72 +466,241 @@ def is_loopback(address: str) -> bool:
 @pytest.mark.slow
 def test_a_two_node_cluster_on_loopback_runs_one_actor_per_node(tmp_path):
     """Ray's own single-machine cluster (two raylets, one CPU each); nothing of it, of the actors or of the
-    driver listens beyond loopback."""
+    driver listens beyond loopback. Its files, and the ``ray_current_cluster`` that ``ray.cluster_utils`` writes
+    (and deletes, whatever was there before), go to a temp folder of the test's own (``RAY_TMPDIR``)."""
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(), "RAY_USAGE_STATS_ENABLED": "0"}
-    helper = subprocess.Popen([sys.executable, "-c", TWO_NODES], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=os.environ | auth)
-    try:
-        address = helper.stdout.readline().strip()
-        assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address or helper.stderr.read()[-3000:]
-        run_dir = tmp_path / "run"
-        live = LiveRun("--scenario", "SingleStream", "--time", "2", "--ray", "--ray-address", address,
-                       "--ray-actors", "2", "--ray-actor-cpus", "1", "--output-dir", str(run_dir), env=auth)
-        actors = live.actor_pids(2)
-        sockets = listening_sockets()  # while the cluster, the driver and the actors are all up
-        assert live.finish() == 0, live.output[-4000:]
-        record = record_of(run_dir)
-        cluster = record["cluster"]
-        assert cluster["address"] == address and len(cluster["nodes"]) == 2
-        assert len({actor["node_id"] for actor in cluster["actors"]}) == 2  # one actor per node: 1 CPU each
-        assert_each_sample_completed_once(record)
-        ours = [(where, name, pid) for where, name, pid in sockets
-                if name in ("gcs_server", "raylet") or name.startswith("ray::") or pid in (*actors, live.process.pid)]
-        assert any(name == "gcs_server" for _, name, _ in ours) and any(pid in actors for _, _, pid in ours)
-        exposed = [socket for socket in ours if not is_loopback(socket[0])]
-        assert not exposed, f"sockets of the cluster listening beyond loopback: {exposed}"
-    finally:
-        helper.stdin.close()
-        helper.wait(timeout=60)
+    with ray_temp_root() as temp_root:
+        helper = subprocess.Popen([sys.executable, "-c", TWO_NODES], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                  env=os.environ | auth | {"RAY_TMPDIR": str(temp_root)})
+        try:
+            address = helper.stdout.readline().strip()
+            assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address or helper.stderr.read()[-3000:]
+            run_dir = tmp_path / "run"
+            live = LiveRun("--scenario", "SingleStream", "--time", "2", "--ray", "--ray-address", address,
+                           "--ray-actors", "2", "--ray-actor-cpus", "1", "--output-dir", str(run_dir), env=auth)
+            actors = live.actor_pids(2)
+            sockets = listening_sockets()  # while the cluster, the driver and the actors are all up
+            assert live.finish() == 0, live.output[-4000:]
+            record = record_of(run_dir)
+            cluster = record["cluster"]
+            assert cluster["address"] == address and len(cluster["nodes"]) == 2
+            assert len({actor["node_id"] for actor in cluster["actors"]}) == 2  # one actor per node: 1 CPU each
+            assert_each_sample_completed_once(record)
+            ours = [(where, name, pid) for where, name, pid in sockets if name in ("gcs_server", "raylet")
+                    or name.startswith("ray::") or pid in (*actors, live.process.pid)]
+            assert any(name == "gcs_server" for _, name, _ in ours) and any(pid in actors for _, _, pid in ours)
+            exposed = [socket for socket in ours if not is_loopback(socket[0])]
+            assert not exposed, f"sockets of the cluster listening beyond loopback: {exposed}"
+        finally:
+            helper.stdin.close()  # the helper shuts its cluster down
+            try:
+                helper.wait(timeout=RAY_EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait(timeout=10)
 
 
 @needs_ray
 @pytest.mark.slow
-def test_a_cluster_started_with_ray_start_and_a_token_is_joined_with_it(tmp_path, monkeypatch):
-    """The README's single-machine cluster: ``ray start --head`` on loopback, where a token is at hand in
-    ``~/.ray/auth_token`` (a local instance of an earlier run leaves one), enables Ray's token authentication; a
-    run given its address and no RAY_AUTH_MODE sends the token and runs (it retried for 20 s, logging
-    InvalidAuthToken, then failed with 'Is a cluster running there?')."""
+def test_a_local_run_starts_its_own_instance_whatever_ray_address_or_a_stale_address_file_say(tmp_path):
+    """``ray start`` records its cluster in Ray's ``ray_current_cluster``, and only ``ray stop`` deletes it: a
+    head that ended otherwise leaves it naming a dead cluster. ``ray.init()`` without an address joined the
+    cluster it names (or ``RAY_ADDRESS``), and every later local ``--ray`` run ended with exit 2, "When
+    connecting to an existing cluster, num_cpus and num_gpus must not be provided". Both name a dead head here
+    (the file is put back as it was): the run starts its own instance, says so, and is VALID."""
+    address_file = ray_address_file()
+    before = file_state(address_file)
+    dead_head = f"127.0.0.1:{closed_port()}"
+    run_dir = tmp_path / "run"
+    address_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        address_file.write_text(dead_head)
+        result = subprocess.run(run_command("--scenario", "Offline", "--ray", "--count", "200", "--time", "2",
+                                            "--output-dir", str(run_dir)), cwd=REPO, capture_output=True, text=True,
+                                timeout=RUN_TIMEOUT_S, env=os.environ | {"RAY_ADDRESS": dead_head})
+        assert file_state(address_file) == dead_head  # a local instance records nothing there
+    finally:
+        if before is None:
+            address_file.unlink(missing_ok=True)
+        else:
+            address_file.write_text(before)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "starting a local Ray instance of the run's own" in result.stderr
+    assert f"RAY_ADDRESS={dead_head} is not used" in result.stderr
+    record = record_of(run_dir)
+    assert record["cluster"]["address"] == "local" and record["result"]["valid"] is True
+    assert_each_sample_completed_once(record)
+
+
+@needs_ray
+def test_ray_address_auto_with_a_stale_address_file_is_a_prompt_error_that_names_the_file(tmp_path):
+    """``--ray-address auto`` joins the cluster Ray's ``ray_current_cluster`` names (here one in a Ray temp folder
+    of the test's own, ``RAY_TMPDIR``); where that head is gone, exit 2 at once with a message that names the file
+    and what to do: Ray itself retried for minutes, at the machine's own address instead of 127.0.0.1."""
+    address_file = tmp_path / "ray" / "ray_current_cluster"
+    address_file.parent.mkdir()
+    dead_head = f"127.0.0.1:{closed_port()}"
+    address_file.write_text(dead_head)
+    started = time.monotonic()
+    result = subprocess.run(run_command("--scenario", "Offline", "--ray", "--ray-address", "auto", "--count", "200",
+                                        "--time", "2", "--output-dir", str(tmp_path / "run")), cwd=REPO,
+                            capture_output=True, text=True, timeout=300,
+                            env={key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+                            | {"RAY_TMPDIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr[-4000:]
+    assert time.monotonic() - started < 120
+    assert (f"--ray-address auto: {address_file} names {dead_head}, where no Ray cluster answers" in result.stderr
+            and "delete it" in result.stderr), result.stderr[-3000:]
+
+
+@dataclass
+class LiveHead:
+    """A cluster started with ``ray start --head --block`` on 127.0.0.1, its files in ``temp_root / "ray"``."""
+    process: subprocess.Popen
+    port: int
+    node_id: str
+    temp_root: Path
+    #: what a run beside it needs: the head's HOME (with its token) and cache, loopback only, no usage report
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="class")
+def live_head(tmp_path_factory):
+    """One ``ray start --head`` cluster for the tests of a class (see :class:`TestBesideAClusterOfRayStart`)."""
     from common.caches import cache_dir
 
-    home = tmp_path / "home"
-    (home / ".ray").mkdir(parents=True)
-    (home / ".ray" / "auth_token").write_text(os.urandom(16).hex())
-    for variable in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):  # a run of its own would set one
-        monkeypatch.delenv(variable, raising=False)
-    env = dict(os.environ)
-    env |= {"HOME": str(home), "SEQ2CNN_CACHE_DIR": str(cache_dir()), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "RAY_USAGE_STATS_ENABLED": "0"}
-    with socket.socket() as probe:  # a free port on loopback for the head
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(os.urandom(16).hex())  # token authentication: on
+    env = {"HOME": str(home), "SEQ2CNN_CACHE_DIR": str(cache_dir()), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    head_env = {key: value for key, value in os.environ.items() if key not in RAY_ADDRESS_AND_AUTH} | env
+    port = closed_port()
     ray_cli = Path(sys.executable).parent / "ray"
-    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port",
-                             str(port), "--include-dashboard", "false", "--num-cpus", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-    try:
+    with ray_temp_root() as temp_root, open(temp_root / "head.log", "w") as head_log:
+        head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                                 "--port", str(port), "--include-dashboard", "false", "--num-cpus", "1",
+                                 "--temp-dir", str(temp_root / "ray")],
+                                stdout=head_log, stderr=subprocess.STDOUT, env=head_env, cwd=temp_root)
+        try:
+            # ray start writes the cluster's address into the --temp-dir given, once the head is up
+            address_file = temp_root / "ray" / "ray_current_cluster"
+            deadline = time.monotonic() + 120
+            while file_state(address_file) is None:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    head.kill()
+                    head_log.flush()
+                    pytest.fail("ray start --head did not start within 120 s:\n"
+                                + (temp_root / "head.log").read_text()[-3000:])
+                time.sleep(0.2)
+            assert file_state(address_file) == f"127.0.0.1:{port}"
+            while True:  # its node id, once the autoscaler's status has it (a few seconds after the start)
+                status = subprocess.run([str(ray_cli), "status", "--address", f"127.0.0.1:{port}"],
+                                        capture_output=True, text=True, timeout=60,
+                                        env=head_env | {"RAY_AUTH_MODE": "token"})
+                if (node := re.search(r"node_([0-9a-f]{56})", status.stdout)) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert node, f"ray status named no node within 120 s:\n{status.stdout}{status.stderr[-2000:]}"
+            yield LiveHead(head, port, node.group(1), temp_root, env)
+        finally:
+            head.terminate()  # ray start --block drains its node and stops its processes on SIGTERM
+            try:
+                head.wait(timeout=RAY_EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                head.kill()
+                head.wait(timeout=10)
+
+
+class TestBesideAClusterOfRayStart:
+    """The README's single-machine cluster, ``ray start --head`` on loopback, started once for these tests (a
+    Ray start-up costs seconds) in a temp folder of its own (``--temp-dir``), and stopped by ending its blocking
+    ``ray start``: not by ``ray stop``, which stops every Ray process of this user on the machine."""
+
+    @needs_ray
+    @pytest.mark.slow
+    def test_a_local_run_beside_it_starts_an_instance_of_its_own(self, live_head, tmp_path, monkeypatch):
+        """The run sees the live cluster in its Ray temp folder's ``ray_current_cluster`` (``RAY_TMPDIR`` names the
+        head's folder), where a user's ``ray start`` puts it; ``ray.init()`` without an address joined it (or
+        failed on the run's CPU count, as above). The run keeps to an instance of its own, the cluster lives on."""
+        for variable in RAY_ADDRESS_AND_AUTH:  # a local instance of this process sets RAY_AUTH_MODE
+            monkeypatch.delenv(variable, raising=False)
+        run_dir = tmp_path / "run"
+        result = subprocess.run(run_command("--scenario", "SingleStream", "--time", "2", "--target-latency", "1",
+                                            "--ray", "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir",
+                                            str(run_dir)), cwd=REPO, capture_output=True, text=True,
+                                timeout=RUN_TIMEOUT_S,
+                                env=os.environ | live_head.env | {"RAY_TMPDIR": str(live_head.temp_root)})
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "starting a local Ray instance of the run's own" in result.stderr
+        cluster = record_of(run_dir)["cluster"]
+        assert cluster["address"] == "local" and len(cluster["nodes"]) == 1
+        assert cluster["nodes"][0]["node_id"] != live_head.node_id
+        assert {actor["node_id"] for actor in cluster["actors"]} == {cluster["nodes"][0]["node_id"]}
+        assert live_head.process.poll() is None, "the live cluster's ray start ended"
+        check_reachable(live_head.address, timeout_s=10)
+        assert file_state(live_head.temp_root / "ray" / "ray_current_cluster") == live_head.address
+
+    @needs_ray
+    @pytest.mark.slow
+    def test_ray_address_auto_joins_it_on_loopback(self, live_head, tmp_path, monkeypatch):
+        """``--ray-address auto`` joins the cluster named in the ``ray_current_cluster`` of the run's Ray temp
+        folder, at 127.0.0.1: Ray made that the machine's own address, where the cluster does not listen, unless
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set (the run sets it; here nothing else does)."""
+        for variable in (*RAY_ADDRESS_AND_AUTH, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):  # a local instance sets both
+            monkeypatch.delenv(variable, raising=False)
+        env = {key: value for key, value in live_head.env.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+        run_dir = tmp_path / "run"
+        result = subprocess.run(run_command("--scenario", "SingleStream", "--time", "2", "--target-latency", "1",
+                                            "--ray", "--ray-address", "auto", "--ray-actors", "1", "--ray-actor-cpus",
+                                            "1", "--output-dir", str(run_dir)), cwd=REPO, capture_output=True,
+                                text=True, timeout=RUN_TIMEOUT_S,
+                                env=os.environ | env | {"RAY_TMPDIR": str(live_head.temp_root)})
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert f"--ray-address auto: joining the Ray cluster at {live_head.address}, named in" in result.stderr
+        record = record_of(run_dir)
+        assert record["cluster"]["address"] == live_head.address
+        assert [node["node_id"] for node in record["cluster"]["nodes"]] == [live_head.node_id]
+        assert_each_sample_completed_once(record)
+
+    @needs_ray
+    @pytest.mark.slow
+    def test_it_is_joined_with_its_token(self, live_head, tmp_path, monkeypatch):
+        """``ray start --head`` where a token is at hand in ``~/.ray/auth_token`` (a local instance of an earlier
+        run leaves one) enables Ray's token authentication; a run given its address and no RAY_AUTH_MODE sends
+        the token and runs (it retried for 20 s, logging InvalidAuthToken, then failed with 'Is a cluster running
+        there?')."""
+        for variable in RAY_ADDRESS_AND_AUTH:  # a run of its own would set one
+            monkeypatch.delenv(variable, raising=False)
         run_dir = tmp_path / "run"
         live = LiveRun("--scenario", "SingleStream", "--time", "2", "--target-latency", "1", "--ray", "--ray-address",
-                       f"127.0.0.1:{port}", "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir", str(run_dir),
-                       env={"HOME": str(home), "SEQ2CNN_CACHE_DIR": str(cache_dir())} | {
-                           key: env[key] for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED")})
+                       live_head.address, "--ray-actors", "1", "--ray-actor-cpus", "1", "--output-dir", str(run_dir),
+                       env=live_head.env)
         code = live.finish()
         assert code == 0, live.output[-4000:]
-        assert f"joining 127.0.0.1:{port} with Ray's authentication token" in live.output
+        assert f"joining {live_head.address} with Ray's authentication token" in live.output
         assert "InvalidAuthToken" not in live.output
-        assert_each_sample_completed_once(record_of(run_dir))
-    finally:
-        head.terminate()
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            head.kill()
+        record = record_of(run_dir)
+        assert_each_sample_completed_once(record)
+        assert [node["node_id"] for node in record["cluster"]["nodes"]] == [live_head.node_id]
+
+
+def test_the_ray_tests_leave_no_ray_process_and_ray_current_cluster_as_it_was(ray_left_behind):
+    """The module's last test: no Ray process that these tests started is left once Ray's drain is over (at
+    most :data:`RAY_EXIT_TIMEOUT_S`), and Ray's ``ray_current_cluster``, which a later ``ray.init()`` would join,
+    is as it was before them."""
+    deadline = time.monotonic() + RAY_EXIT_TIMEOUT_S
+    while (left := ray_processes_of_the_tests(ray_left_behind["mark"])) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, "Ray processes of these tests still running:\n" + "\n".join(left)
+    address_file = ray_left_behind["address_file"]
+    after = file_state(address_file)
+    assert after == ray_left_behind["address_before"], (
+        f"{address_file} named {ray_left_behind['address_before']!r} before the Ray tests and {after!r} after them: "
+        "a test started a cluster (ray start, ray.cluster_utils) without a temp folder of its own (--temp-dir, "
+        "RAY_TMPDIR), or its cluster was not stopped; a later ray.init() without an address would join it")
