@@ -90,6 +90,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                              "user-int8.conf beside it for --precision bf16 and int8)")
     parser.add_argument("--output-dir", type=Path, help="new folder for this run's logs (must not exist)")
     parser.add_argument("--count", type=int, help="use only the first N test reviews (balanced), for quick runs")
+    parser.add_argument("--unofficial-dataset", action="store_true",
+                        help="accept a test split that is not the IMDB v1.0 test split (other review files, or "
+                             "edited ones), which is otherwise refused before the run: its accuracy is reported, "
+                             "not judged against the targets, which apply to that split only")
     parser.add_argument("--backend", choices=list(BACKEND_NAMES), default="folded",
                         help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

@@ -9,7 +9,10 @@ truncates) every review to 1000 ids and runs the network as written, in fp32;
 the README states its time on a 2-core machine. Before a long evaluation the
 estimate from the first batch is logged. ``--count N`` evaluates the first N
 (balanced); ``--save-logits`` keeps every review's logits for later comparisons
-(``python -m tools.bench``).
+(``python -m tools.bench``). A test split that is not the IMDB v1.0 test split
+(a review missing, added or edited) is refused (exit 2): the reference accuracy
+is that split's. ``--unofficial-dataset`` evaluates it anyway, and says that
+the figure is not comparable with the reference.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from model.backends import BACKENDS, Backend, create_backend
 from model.paths import DEFAULT_WEIGHTS
 from model.weights import WeightsError
 from qsl.errors import DatasetError
+from qsl.identity import unofficial_reason
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
 from qsl.vocabulary import DEFAULT_VOCABULARY, VocabularyError
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--vocabulary", type=Path, default=DEFAULT_VOCABULARY)
     parser.add_argument("--count", type=int, help="evaluate only the first N test reviews")
+    parser.add_argument("--unofficial-dataset", action="store_true",
+                        help="accept a test split that is not the IMDB v1.0 test split (refused otherwise): its "
+                             "accuracy is not comparable with the reference accuracy")
     parser.add_argument("--batch-size", type=int,
                         help=f"reviews per batch (default: {BATCH_SIZES['folded']} for folded, {DEFAULT_BATCH_SIZE} otherwise)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     try:
-        split = load_test_split(args.dataset_path, args.vocabulary, args.count)
+        split = load_test_split(args.dataset_path, args.vocabulary, args.count, args.unofficial_dataset)
         backend = create_backend(args.backend, args.model_path, threads=args.threads)
         if args.save_logits and args.save_logits.exists():
             raise DatasetError(f"{args.save_logits} already exists; choose another --save-logits path")
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "reviews": len(split),
         "correct": correct,
         "accuracy": correct / len(split),
+        "unofficial_dataset": unofficial_reason(split.identity),
         "seconds": round(seconds, 1),
         "weights": str(args.model_path),
         "weights_sha256": file_sha256(args.model_path),  # hashed once: the backend verified it
@@ -110,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         save_logits(args.save_logits, logits, split, backend.name, result["weights_sha256"])
     if args.output:
         write_text_atomically(args.output, json.dumps(result, indent=2) + "\n")
-    print(f"accuracy {result['accuracy']:.4%} ({correct}/{len(split)} test reviews, {backend.name} backend, {seconds:.0f} s)")
+    unofficial = "" if result["unofficial_dataset"] is None else (
+        f"; NOT the IMDB v1.0 test split ({result['unofficial_dataset']}): not comparable with the reference accuracy")
+    print(f"accuracy {result['accuracy']:.4%} ({correct}/{len(split)} test reviews, {backend.name} backend, "
+          f"{seconds:.0f} s){unofficial}")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from common.files import atomic_directory, file_sha256
@@ -108,14 +109,18 @@ def extract_archive(archive: Path, target: Path) -> None:
         raise DatasetError(f"cannot extract {archive}: {error}; check the file or download it again") from error
 
 
-def extracted_archive(archive: Path, cache_root: Path) -> Path:
+def extracted_archive(archive: Path, cache_root: Path,
+                      on_extracted: Callable[[Path, Path], None] | None = None) -> Path:
     """Folder holding the extracted ``archive``, extracting it on first use.
 
     The folder is keyed by the archive's sha256, so a changed archive is
-    extracted anew and never mixed with an older extraction.
+    extracted anew and never mixed with an older extraction. ``on_extracted(archive, folder)`` is called
+    once the archive has just been extracted (:mod:`qsl.reviews` logs whether its test split is IMDB's).
     """
     target = cache_root / "datasets" / file_sha256(archive)[:20]
     if not target.is_dir():
         log.info("extracting %s into %s (once)", archive, target)
         extract_archive(archive, target)
+        if on_extracted is not None:
+            on_extracted(archive, target)
     return target

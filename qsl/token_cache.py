@@ -8,6 +8,10 @@ vocabulary or the preprocessing code can never serve stale ids. A cache file is
 read, checked and written through :func:`common.caches.read_or_build`
 (written to a temporary name and renamed, so a crash leaves no partial cache;
 a damaged file is named, deleted and rebuilt).
+
+The same pass that reads every review for the key computes each class folder's review count and content
+digest (:mod:`qsl.identity`): :func:`load_test_split` refuses a test split that is not the IMDB v1.0 test
+split before anything is tokenized.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import hashlib
 import logging
 import time
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +36,14 @@ from common.caches import (
 from common.files import atomic_write
 from common.progress import progress
 from qsl.errors import DatasetError
+from qsl.identity import FolderDigest, FolderIdentity, accepted_test_split, imdb_differences
 from qsl.preprocess import PREPROCESSING_VERSION, tokenize_many
 from qsl.reviews import (
     Review,
     dataset_root,
     decode_review,
     read_review_bytes,
+    restore_advice,
     split_reviews,
 )
 from qsl.vocabulary import DEFAULT_VOCABULARY, Vocabulary
@@ -49,12 +56,14 @@ class TokenizedSplit:
     """Token ids and labels of one split, in sample order.
 
     ``token_ids[i]`` is an int16 array of shape ``(n_tokens_i,)``, unpadded and
-    untruncated; ``labels`` is int64 of shape ``(n_samples,)``.
+    untruncated; ``labels`` is int64 of shape ``(n_samples,)``; ``identity`` is each class folder's review
+    count and content digest (:mod:`qsl.identity`) of the whole split that was read (also after :meth:`head`).
     """
 
     token_ids: list[np.ndarray]
     labels: np.ndarray
     names: list[str]
+    identity: dict[str, FolderIdentity] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -63,17 +72,22 @@ class TokenizedSplit:
         """The first ``count`` samples (balanced by the sample order); :class:`DatasetError` unless 1 <= count <= N."""
         if not 0 < count <= len(self):
             raise DatasetError(f"--count {count} is outside 1..{len(self)}: the test split has {len(self)} reviews")
-        return TokenizedSplit(self.token_ids[:count], self.labels[:count], self.names[:count])
+        return TokenizedSplit(self.token_ids[:count], self.labels[:count], self.names[:count], self.identity)
 
 
-def _review_texts(reviews: list[Review], digest) -> list[str]:
+def _review_texts(reviews: list[Review], digest) -> tuple[list[str], dict[str, FolderIdentity]]:
+    """The text of each review, read once: its name and bytes go into ``digest`` (the cache key), and into its
+    class folder's identity (:class:`qsl.identity.FolderDigest`; the reviews come in sample order, so each
+    folder's in increasing id)."""
     texts = []
+    folders: dict[str, FolderDigest] = {}
     for review in reviews:
         raw = read_review_bytes(review.path)
         digest.update(review.name.encode() + b"\0")
         digest.update(raw)
+        folders.setdefault(review.folder, FolderDigest()).add(review.path.name, raw)
         texts.append(decode_review(raw, review.path))
-    return texts
+    return texts, {folder: folder_digest.identity() for folder, folder_digest in folders.items()}
 
 
 def tokenize_reviews(texts: list[str], vocabulary: Vocabulary, desc: str) -> list[np.ndarray]:
@@ -87,11 +101,18 @@ TOKEN_CACHE = CacheKind(folder="tokens", suffix=".npz", name="token cache", rebu
                         contents="token ids", saving="save a minute or two per run")
 
 
-def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: Path | None = None) -> TokenizedSplit:
-    """Token ids of every review of ``split`` under ``root``, from the cache when it is current."""
+def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: Path | None = None,
+                    check: Callable[[dict[str, FolderIdentity]], None] | None = None) -> TokenizedSplit:
+    """Token ids of every review of ``split`` under ``root``, from the cache when it is current.
+
+    ``check``, when given, is called with the split's identity (each class folder's review count and content
+    digest) once every review is read, before anything is tokenized; it raises to refuse the split.
+    """
     reviews = split_reviews(root, split)
     digest = hashlib.sha256(f"{split}|{PREPROCESSING_VERSION}|{vocabulary.fingerprint()}|".encode())
-    texts = _review_texts(reviews, digest)
+    texts, identity = _review_texts(reviews, digest)
+    if check is not None:
+        check(identity)
     cache_file = TOKEN_CACHE.path(split, digest.hexdigest(), cache_root)
     names = [review.name for review in reviews]
     labels = np.array([review.label for review in reviews], dtype=np.int64)
@@ -109,7 +130,7 @@ def tokenized_split(root: Path, split: str, vocabulary: Vocabulary, cache_root: 
                                       build=build, write=_write_cache, log=log)
     if source == "cache":
         log.info("token ids of %s (%d reviews) read from %s", split, len(reviews), cache_file)
-    return TokenizedSplit(token_ids, labels, names)
+    return TokenizedSplit(token_ids, labels, names, identity)
 
 
 def _write_cache(token_ids: list[np.ndarray], cache_file: Path) -> None:
@@ -138,10 +159,18 @@ def _read_cache(cache_file: Path, samples: int, vocab_size: int) -> list[np.ndar
 
 
 def load_test_split(dataset_path: Path | None = None, vocabulary_path: Path = DEFAULT_VOCABULARY,
-                    count: int | None = None) -> TokenizedSplit:
+                    count: int | None = None, unofficial_dataset: bool = False) -> TokenizedSplit:
     """Token ids of the test split (all of it, or its first ``count`` reviews), from the cache when current.
 
-    ``dataset_path`` ``None`` looks the dataset up (:mod:`qsl.locations`).
+    ``dataset_path`` ``None`` looks the dataset up (:mod:`qsl.locations`). A test split that is not the IMDB
+    v1.0 test split (:mod:`qsl.identity`) is refused with :class:`qsl.identity.NotImdbTestSplitError` before
+    anything is tokenized, unless ``unofficial_dataset``: then a warning says that its accuracy is reported,
+    not judged (:func:`qsl.identity.unofficial_reason` of the split's ``identity`` says why).
     """
-    split = tokenized_split(dataset_root(dataset_path), "test", Vocabulary.load(vocabulary_path))
+    root = dataset_root(dataset_path)
+
+    def check(identity: dict[str, FolderIdentity]) -> None:
+        accepted_test_split(imdb_differences(identity), str(root / "test"), restore_advice(root), unofficial_dataset)
+
+    split = tokenized_split(root, "test", Vocabulary.load(vocabulary_path), check=check)
     return split.head(count) if count is not None else split

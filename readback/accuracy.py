@@ -27,9 +27,10 @@ each qsl_idx once.
 Accuracy is the share of the N samples whose (first) prediction matches the
 label; a sample without a valid prediction counts as wrong. The quality targets
 are 99% and 99.9% of the fp32 reference accuracy, which ``model/MODEL.md``
-states for the whole test split: a run over only part of the split (``--count``)
-reports its accuracy but is not judged against them (its verdict is "not
-judged", which is not a failure).
+states for the whole IMDB v1.0 test split: a run over only part of the split
+(``--count``), or over a test split that is not IMDB v1.0's (``--unofficial-dataset``,
+:mod:`qsl.identity`), reports its accuracy but is not judged against them (its
+verdict is "not judged", which is not a failure; :func:`not_judged_because` says why).
 """
 
 from __future__ import annotations
@@ -108,12 +109,23 @@ def verdict_word(passed: bool | None) -> str:
     return {True: "PASS", False: "FAIL", None: "NOT JUDGED"}[passed]
 
 
+def not_judged_because(samples: int, unofficial: str | None = None) -> str:
+    """Why an accuracy over ``samples`` test reviews is reported but not judged: the test split is not the IMDB
+    v1.0 test split (``unofficial`` says how it differs), else the reviews are only a part of it (``--count``)."""
+    if unofficial is not None:
+        return (f"not the IMDB v1.0 test split: {unofficial}; the targets apply to that split only: run on it to "
+                "judge ('python -m qsl.download' gets it)")
+    return (f"the first {samples} test reviews only; the targets apply to the whole test split: run without "
+            "--count to judge")
+
+
 @dataclass(frozen=True)
 class AccuracySummary:
     """What a run's record keeps of its accuracy check (see :class:`AccuracyReport`).
 
-    ``passed`` is None when the run covered only part of the test split
-    (``judged`` False): the targets apply to the whole split.
+    ``passed`` is None when the run is not judged (``judged`` False): it covered only part of the test
+    split, or a split that is not IMDB v1.0's; ``not_judged_reason`` says which (None in records made
+    before it was kept: a part of the split).
     """
 
     accuracy: float
@@ -126,17 +138,19 @@ class AccuracySummary:
     log: dict[str, int]
     problems: list[str]
     passed: bool | None
+    not_judged_reason: str | None = None
 
     @property
     def verdict(self) -> str:
         return verdict_word(self.passed)
 
     def summary_line(self) -> str:
-        """One line for a run's summary: the accuracy and the verdict of each target."""
+        """One line for a run's summary: the accuracy and the verdict of each target, or why it is not judged."""
         head = f"{100 * self.accuracy:.3f}% ({self.correct}/{self.samples})"
         if not self.judged:
-            return (f"{head}; NOT JUDGED: a part of the test split, while the targets apply to the whole split "
-                    f"(fp32 reference {100 * self.reference_accuracy:.2f}% over all of it)")
+            reason = self.not_judged_reason or "a part of the test split, while the targets apply to the whole split"
+            return (f"{head}; NOT JUDGED: {reason} (fp32 reference {100 * self.reference_accuracy:.2f}% over the "
+                    "whole IMDB v1.0 test split)")
         targets = ", ".join(f"{target} target {verdict_word(met)}" for target, met in self.targets.items())
         problems = f"; {len(self.problems)} problem(s) in the log: {self.problems[0]}" if self.problems else ""
         return f"{head}; {targets}{problems}"
@@ -144,13 +158,15 @@ class AccuracySummary:
 
 @dataclass(frozen=True)
 class AccuracyReport:
-    """Accuracy of one log against the labels and, when ``judged``, the quality targets."""
+    """Accuracy of one log against the labels and, when ``judged``, the quality targets; otherwise
+    ``not_judged_reason`` says why not (default: a part of the test split, :func:`not_judged_because`)."""
 
     accuracy_log: AccuracyLog
     correct: int
     reference_accuracy: float
     reference_source: str
     judged: bool = True
+    not_judged_reason: str | None = None
 
     @property
     def accuracy(self) -> float:
@@ -160,9 +176,16 @@ class AccuracyReport:
         """Whether the accuracy reaches ``fraction`` of the reference accuracy."""
         return self.accuracy >= fraction * self.reference_accuracy
 
+    def why_not_judged(self) -> str | None:
+        """Why the accuracy is not judged against the targets; None when it is."""
+        if self.judged:
+            return None
+        return self.not_judged_reason or not_judged_because(self.accuracy_log.sample_count)
+
     @property
     def passed(self) -> bool | None:
-        """Complete log and the 99% target met; None when not judged (a part of the split), unless the log is broken."""
+        """Complete log and the 99% target met; None when not judged (a part of the split, or not IMDB v1.0's
+        test split), unless the log is broken."""
         if not self.accuracy_log.is_valid:
             return False
         return self.meets(TARGET_FRACTIONS[0]) if self.judged else None
@@ -184,7 +207,7 @@ class AccuracyReport:
             targets=self.target_verdicts(),
             log={"entries": found.entry_count, "missing": len(found.missing), "duplicated": len(found.duplicated),
                  "malformed": len(found.malformed), "repeated": len(found.repeated)},
-            problems=found.problems(), passed=self.passed,
+            problems=found.problems(), passed=self.passed, not_judged_reason=self.why_not_judged(),
         )
 
     def text(self) -> str:
@@ -206,9 +229,10 @@ class AccuracyReport:
             lines.append(f"repeated qsl_idx, same label, counted once ({len(found.repeated)}): {repeated}")
         lines.extend(found.problems())
         if self.passed is None:
-            lines.append(f"RESULT: NOT JUDGED (the first {found.sample_count} test reviews only; the targets apply to "
-                         "the whole test split: run without --count to judge)")
+            lines.append(f"RESULT: NOT JUDGED ({self.why_not_judged()})")
         else:
+            if not self.judged:
+                lines.append(f"not judged against the targets: {self.why_not_judged()}")
             lines.append(f"RESULT: {self.verdict}")
         return "\n".join(lines) + "\n"
 
@@ -345,11 +369,12 @@ def decode_accuracy_log(path: Path, sample_count: int) -> AccuracyLog:
 
 def accuracy_report(
     accuracy_log: AccuracyLog, labels: np.ndarray, reference_accuracy: float, reference_source: str = "given",
-    judged: bool = True,
+    judged: bool = True, not_judged_reason: str | None = None,
 ) -> AccuracyReport:
     """Accuracy of ``accuracy_log`` against ``labels`` (int64, shape ``(sample_count,)``, in QSL order).
 
-    ``judged`` False when the labels are only part of the test split (see the module docstring).
+    ``judged`` False when the labels are only part of the test split, or of a split that is not IMDB v1.0's
+    (see the module docstring); ``not_judged_reason`` then says why (default: a part of the split).
     """
     labels = np.asarray(labels)
     if labels.shape != (accuracy_log.sample_count,):
@@ -357,7 +382,7 @@ def accuracy_report(
     if not (math.isfinite(reference_accuracy) and 0 < reference_accuracy <= 1):
         raise AccuracyCheckError(f"reference accuracy {reference_accuracy} is not a fraction in (0, 1]")
     correct = int((accuracy_log.predictions == labels).sum())
-    return AccuracyReport(accuracy_log, correct, reference_accuracy, reference_source, judged)
+    return AccuracyReport(accuracy_log, correct, reference_accuracy, reference_source, judged, not_judged_reason)
 
 
 def reference_accuracy(model_card: Path = MODEL_CARD) -> float:
@@ -387,15 +412,16 @@ def resolved_reference(reference: float | None) -> tuple[float, str]:
 
 
 def check_accuracy_log(run_dir: Path, labels: np.ndarray, judged: bool = True,
-                       reference: float | None = None) -> AccuracyReport:
+                       reference: float | None = None, not_judged_reason: str | None = None) -> AccuracyReport:
     """Check a run folder's ``mlperf_log_accuracy.json`` against ``labels`` and write its ``accuracy.txt``.
 
-    ``judged`` False: the labels are only part of the test split, so the
-    verdict against the targets is "not judged".
+    ``judged`` False: the labels are only part of the test split, or of a split that is not IMDB v1.0's, so
+    the verdict against the targets is "not judged"; ``not_judged_reason`` says why (default: a part).
     """
     run_dir = Path(run_dir)
     report = accuracy_report(
         decode_accuracy_log(run_dir / ACCURACY_FILE, len(labels)), labels, *resolved_reference(reference), judged=judged,
+        not_judged_reason=not_judged_reason,
     )
     write_text_atomically(run_dir / ACCURACY_REPORT_FILE, report.text())
     return report

@@ -35,7 +35,7 @@ import pydantic
 
 from common.errors import BadInputError
 from common.files import write_bytes_atomically
-from readback.accuracy import AccuracySummary
+from readback.accuracy import AccuracySummary, not_judged_because
 from readback.cluster import ClusterInfo
 from readback.loadgen_log import LoadGenResult
 from readback.peak_search import PeakSearch
@@ -87,16 +87,31 @@ class SutInfo:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """The reviews the run's QSL held: the dataset path, how many, and how many the whole test split has."""
+    """The reviews the run's QSL held: the dataset path, how many, and how many the whole test split has;
+    ``unofficial``: why that split is not the IMDB v1.0 test split (a run with ``--unofficial-dataset``), None
+    when the run verified that it is (:mod:`qsl.identity`)."""
 
     path: str
     samples: int
     split_samples: int
+    unofficial: str | None = None
 
     @property
     def whole_split(self) -> bool:
         """Whether the run covered the whole test split (no ``--count``)."""
         return self.samples == self.split_samples
+
+    @property
+    def judged(self) -> bool:
+        """Whether the run's accuracy is judged against the quality targets: over the whole, verified IMDB v1.0
+        test split."""
+        return self.whole_split and self.unofficial is None
+
+    def not_judged_reason(self) -> str | None:
+        """Why the run's accuracy is not judged (:func:`readback.accuracy.not_judged_because`); None when it is."""
+        if self.judged:
+            return None
+        return not_judged_because(self.samples, self.unofficial)
 
 
 @dataclass(frozen=True)

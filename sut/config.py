@@ -58,6 +58,9 @@ class RunConfig:
     user_conf: Path | None = None
     output_dir: Path | None = None
     count: int | None = None
+    #: accept a test split that is not the IMDB v1.0 test split (:mod:`qsl.identity`): its accuracy is reported,
+    #: not judged; without it such a split is refused before the run
+    unofficial_dataset: bool = False
     backend: str = "folded"
     device: str = "cpu"
     precision: str = "fp32"

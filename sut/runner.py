@@ -29,6 +29,7 @@ from pathlib import Path
 
 from common.files import file_sha256
 from model.backends import Backend
+from qsl.identity import unofficial_reason
 from qsl.library import ImdbQSL
 from qsl.locations import resolve_dataset_path
 from qsl.reviews import TEST_SPLIT_REVIEWS
@@ -178,7 +179,7 @@ def settings_unlike(performance: RunRecord, run_settings: RunSettings, count: in
 def load_reviews(config: RunConfig, plan: RunPlan) -> Reviews:
     """Step 2a: the tokenised test split (``--count`` of it), and the query set LoadGen will build from it."""
     dataset_path = resolve_dataset_path(config.dataset_path)
-    whole = load_test_split(dataset_path, config.vocabulary_path)
+    whole = load_test_split(dataset_path, config.vocabulary_path, unofficial_dataset=config.unofficial_dataset)
     split = whole.head(config.count) if config.count is not None else whole
     settings = plan.run_settings.test_settings
     if config.count is not None:
@@ -277,7 +278,8 @@ def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, revi
                             file_sha256(Path(config.model_path)), described.precision, described.tables_source,
                             described.tables_load_seconds),
         sut=SutInfo(*config.batching(), round(batch_wait_s * 1e3, 6), config.workers, completion),
-        dataset=DatasetInfo(str(reviews.dataset_path), len(reviews.split), len(reviews.whole)),
+        dataset=DatasetInfo(str(reviews.dataset_path), len(reviews.split), len(reviews.whole),
+                            unofficial_reason(reviews.whole.identity)),
         settings=plan.run_settings.record(), versions=package_versions(), git=git_commit(), machine=machine(),
         compliance=compliance, load_plan=plan.load, cluster=executor.cluster(), process=this_process())
 
@@ -301,9 +303,11 @@ def run_tests(config: RunConfig, record: RunRecord, test: LoadGenTest, run_dir: 
 
 def check_results(config: RunConfig, record: RunRecord, run_dir: Path, plan: RunPlan,
                   reviews: Reviews) -> Verification | None:
-    """Step 5: an accuracy run's log against the labels; a compliance run against its baselines."""
+    """Step 5: an accuracy run's log against the labels (judged on the whole, verified IMDB v1.0 test split only);
+    a compliance run against its baselines."""
     if config.accuracy:
-        record.accuracy = check_accuracy_log(run_dir, reviews.split.labels, judged=record.dataset.whole_split).summary()
+        record.accuracy = check_accuracy_log(run_dir, reviews.split.labels, judged=record.dataset.judged,
+                                             not_judged_reason=record.dataset.not_judged_reason()).summary()
     if plan.test is None or plan.baselines is None:
         return None
     record.status = "finished"  # the verification reads the compliance run's own record

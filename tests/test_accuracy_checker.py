@@ -1,4 +1,10 @@
-"""The accuracy checker on hand-made LoadGen accuracy logs, on a tiny IMDB layout and on the real test split."""
+"""The accuracy checker on hand-made LoadGen accuracy logs, on the real test split and on a tiny IMDB layout.
+
+Verdicts against the targets are judged on the real test split only: a log that covers it whole. A tiny layout
+is not the IMDB v1.0 test split, so the checker refuses it unless ``--unofficial-dataset`` accepts it, and
+then reports it, not judged; what it checks in the log itself (missing, duplicated, malformed entries: FAIL
+whether judged or not) is tested there.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from tools.accuracy_imdb import main
 
 SAMPLES = 10
 LABELS = np.array([1, 0] * (SAMPLES // 2), dtype=np.int64)  # the sample order interleaves pos and neg
+#: the checker's opt-in for a test split that is not IMDB v1.0's, such as the tiny layout
+UNOFFICIAL = "--unofficial-dataset"
 
 
 def response(label: int, size: int = 8) -> str:
@@ -51,6 +59,12 @@ def tiny_dataset(tmp_path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def real_labels(dataset_path) -> np.ndarray:
+    """The labels of the real test split, in sample order (25,000)."""
+    return split_labels(dataset_root(dataset_path), "test")
+
+
 def run_main(tmp_path, dataset, entries, *extra: str) -> tuple[int, str]:
     log_path = write_log(tmp_path / "run", entries)
     status = main([
@@ -59,16 +73,34 @@ def run_main(tmp_path, dataset, entries, *extra: str) -> tuple[int, str]:
     return status, (tmp_path / "run" / "accuracy.txt").read_text()
 
 
-def test_correct_log_passes(tmp_path, tiny_dataset):
-    status, text = run_main(tmp_path, tiny_dataset, entries_for(LABELS))
+def test_correct_log_passes(tmp_path, dataset_path, real_labels):
+    status, text = run_main(tmp_path, dataset_path, entries_for(real_labels))
 
     assert status == 0
     lines = text.splitlines()
-    assert lines[0] == "accuracy=100.000%, good=10, total=10"
+    assert lines[0] == "accuracy=100.000%, good=25000, total=25000"
     assert "99% target (accuracy >= 0.891000): PASS" in lines
     assert "99.9% target (accuracy >= 0.899100): PASS" in lines
-    assert "log: 10 entries for 10 samples; 0 missing, 0 duplicated, 0 malformed, 0 repeated" in lines
+    assert "log: 25000 entries for 25000 samples; 0 missing, 0 duplicated, 0 malformed, 0 repeated" in lines
     assert lines[-1] == "RESULT: PASS"
+
+
+def test_a_test_split_that_is_not_imdbs_is_refused_unless_accepted_and_then_not_judged(tmp_path, tiny_dataset,
+                                                                                        capsys):
+    log_path = write_log(tmp_path / "run", entries_for(LABELS))
+    arguments = ["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--reference-accuracy", "0.9"]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert f"{tiny_dataset / 'test'} is not the IMDB v1.0 test split: test/pos holds 5 review files, the IMDB v1.0 " \
+           "test split 12,500; test/neg holds 5 review files, the IMDB v1.0 test split 12,500" in error
+    assert UNOFFICIAL in error and not (tmp_path / "run" / "accuracy.txt").exists()
+
+    assert main([*arguments, UNOFFICIAL]) == 0
+    lines = (tmp_path / "run" / "accuracy.txt").read_text().splitlines()
+    assert lines[0] == "accuracy=100.000%, good=10, total=10"
+    assert "99% target (accuracy >= 0.891000): not judged" in lines
+    assert lines[-1].startswith("RESULT: NOT JUDGED (not the IMDB v1.0 test split: test/pos holds 5 review files")
+    assert read_accuracy_report(tmp_path / "run" / "accuracy.txt").passed is None
 
 
 def test_entries_may_come_in_any_order(tmp_path):
@@ -77,30 +109,31 @@ def test_entries_may_come_in_any_order(tmp_path):
     assert accuracy_log.predictions.tolist() == LABELS.tolist()
 
 
-def test_99_percent_target_passes_while_99_9_fails(tmp_path, tiny_dataset):
-    predictions = LABELS.copy()
-    predictions[3] = 1 - predictions[3]  # 9 of 10 right: 0.9 >= 0.99 * 0.905 but < 0.999 * 0.905
-    status, text = run_main(tmp_path, tiny_dataset, entries_for(predictions), "--reference-accuracy", "0.905")
+def test_99_percent_target_passes_while_99_9_fails(tmp_path, dataset_path, real_labels):
+    predictions = real_labels.copy()
+    predictions[:2500] = 1 - predictions[:2500]  # 9 in 10 right: 0.9 >= 0.99 * 0.905 but < 0.999 * 0.905
+    status, text = run_main(tmp_path, dataset_path, entries_for(predictions), "--reference-accuracy", "0.905")
 
     assert status == 0
-    assert "accuracy=90.000%, good=9, total=10" in text
+    assert "accuracy=90.000%, good=22500, total=25000" in text
     assert "99% target (accuracy >= 0.895950): PASS" in text
     assert "99.9% target (accuracy >= 0.904095): FAIL" in text
     assert text.endswith("RESULT: PASS\n")
 
 
-def test_accuracy_below_99_percent_target_fails(tmp_path, tiny_dataset):
-    predictions = LABELS.copy()
-    predictions[:2] = 1 - predictions[:2]
-    status, text = run_main(tmp_path, tiny_dataset, entries_for(predictions))
+def test_accuracy_below_99_percent_target_fails(tmp_path, dataset_path, real_labels):
+    predictions = real_labels.copy()
+    predictions[:5000] = 1 - predictions[:5000]
+    status, text = run_main(tmp_path, dataset_path, entries_for(predictions))
 
     assert status == 1
+    assert "accuracy=80.000%, good=20000, total=25000" in text
     assert "99% target (accuracy >= 0.891000): FAIL" in text and text.endswith("RESULT: FAIL\n")
 
 
 def test_missing_samples_are_named(tmp_path, tiny_dataset):
     entries = [entry for entry in entries_for(LABELS) if entry["qsl_idx"] not in (3, 7, 8)]
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
 
     assert status == 1
     assert "missing qsl_idx (3): 3, 7-8" in text
@@ -114,15 +147,16 @@ def test_duplicated_sample_with_different_labels_is_an_error(tmp_path, tiny_data
     assert accuracy_log.duplicated == {4: [4, 10]}
     assert accuracy_log.predictions[4] == LABELS[4]  # the first response counts
 
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
     assert status == 1
     assert "duplicated qsl_idx with different labels (1): 4 (seq_ids 4, 10)" in text
+    assert text.endswith("RESULT: FAIL\n")  # a broken log fails, judged or not
 
 
 def test_response_logged_twice_is_an_error(tmp_path, tiny_dataset):
     entries = entries_for(LABELS)
     entries.append(dict(entries[6]))
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
 
     assert status == 1
     assert "malformed entry 10 (qsl_idx 6, seq_id 6): seq_id already logged by entry 6" in text
@@ -131,7 +165,7 @@ def test_response_logged_twice_is_an_error(tmp_path, tiny_dataset):
 def test_sample_repeated_with_the_same_label_counts_once(tmp_path, tiny_dataset):
     """LoadGen's MultiStream padding issues a few samples twice: not an error."""
     entries = entries_for(LABELS) + [{"seq_id": 10, "qsl_idx": 5, "data": response(int(LABELS[5]))}]
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
 
     assert status == 0
     assert "accuracy=100.000%, good=10, total=10" in text
@@ -160,7 +194,7 @@ def test_malformed_entry_is_named(tmp_path, tiny_dataset, bad_entry, message):
     assert not accuracy_log.is_valid
     assert len(accuracy_log.malformed) == 1 and accuracy_log.malformed[0].startswith(message)
 
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
     assert status == 1
     assert f"malformed {message}" in text
     assert "accuracy=90.000%, good=9, total=10" in text
@@ -169,7 +203,7 @@ def test_malformed_entry_is_named(tmp_path, tiny_dataset, bad_entry, message):
 @pytest.mark.parametrize("qsl_idx", [SAMPLES, -1])
 def test_qsl_idx_out_of_range_is_named(tmp_path, tiny_dataset, qsl_idx):
     entries = entries_for(LABELS) + [{"seq_id": 10, "qsl_idx": qsl_idx, "data": response(1)}]
-    status, text = run_main(tmp_path, tiny_dataset, entries)
+    status, text = run_main(tmp_path, tiny_dataset, entries, UNOFFICIAL)
 
     assert status == 1
     assert f"malformed entry 10 (qsl_idx {qsl_idx}, seq_id 10): qsl_idx is outside 0..9" in text
@@ -186,7 +220,7 @@ def test_a_log_that_is_not_a_list_of_entries_stops_with_its_path(tmp_path, tiny_
     path.parent.mkdir()
     path.write_bytes(content)
     assert main(["--mlperf-accuracy-file", str(path), "--dataset-path", str(tiny_dataset),
-                 "--reference-accuracy", "1"]) == 2
+                 "--reference-accuracy", "1", UNOFFICIAL]) == 2
     error = capsys.readouterr().err
     assert str(path) in error and reason in error
     assert not (path.parent / "accuracy.txt").exists()
@@ -198,7 +232,8 @@ def test_labels_follow_the_qsl_order(tiny_dataset):
 
 def test_count_outside_the_split_is_refused(tmp_path, tiny_dataset, capsys):
     log_path = write_log(tmp_path / "run", entries_for(LABELS))
-    assert main(["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--count", "11"]) == 2
+    assert main(["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--count", "11",
+                 UNOFFICIAL]) == 2
     assert "outside 1..10" in capsys.readouterr().err
 
 
@@ -245,6 +280,18 @@ def test_a_part_of_the_split_is_reported_but_not_judged(tmp_path):
     assert report.summary().targets == {"99%": None, "99.9%": None}
 
 
+def test_a_split_that_is_not_imdbs_is_reported_with_its_reason_and_not_judged(tmp_path):
+    write_log(tmp_path, entries_for(LABELS))
+    reason = "not the IMDB v1.0 test split: test/neg holds 4 review files, the IMDB v1.0 test split 12,500"
+    report = check_accuracy_log(tmp_path, LABELS, judged=False, reference=0.9, not_judged_reason=reason)
+
+    assert report.passed is None and report.accuracy == 1.0
+    assert (tmp_path / "accuracy.txt").read_text().splitlines()[-1] == f"RESULT: NOT JUDGED ({reason})"
+    summary = report.summary()
+    assert summary.not_judged_reason == reason and summary.judged is False
+    assert summary.summary_line().startswith(f"100.000% (10/10); NOT JUDGED: {reason} (fp32 reference 90.00%")
+
+
 def test_a_broken_log_fails_even_when_not_judged(tmp_path):
     write_log(tmp_path, entries_for(LABELS)[:-1])
     assert check_accuracy_log(tmp_path, LABELS, judged=False, reference=0.9).passed is False
@@ -273,7 +320,8 @@ def test_a_runs_own_report_is_never_written_over(tmp_path, tiny_dataset, capsys)
     log_path = write_log(tmp_path / "run", entries_for(LABELS))
     own = tmp_path / "run" / "accuracy.txt"
     own.write_text("the run's own report\n")
-    arguments = ["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--reference-accuracy", "1"]
+    arguments = ["--mlperf-accuracy-file", str(log_path), "--dataset-path", str(tiny_dataset), "--reference-accuracy", "1",
+                 UNOFFICIAL]
     assert main(arguments) == 2
     assert f"{own} exists" in capsys.readouterr().err and own.read_text() == "the run's own report\n"
     assert main([*arguments, "--output", str(tmp_path / "again.txt")]) == 0

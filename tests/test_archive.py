@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import tarfile
@@ -154,6 +155,19 @@ def test_dataset_root_of_an_archive_with_top_folder(imdb_archive, cache):
     reviews = split_reviews(root, "train")
     assert [(review.name, review.label) for review in reviews] == [("train/pos/0_9.txt", 1), ("train/neg/0_2.txt", 0)]
     assert dataset_root(imdb_archive) == root
+
+
+def test_an_archives_test_split_is_checked_when_it_is_extracted(imdb_archive, cache, caplog):
+    """Its verdict is logged once, naming the archive; a run checks the split again, and refuses it if it is not
+    the IMDB v1.0 test split (tests/test_dataset_identity.py)."""
+    with caplog.at_level(logging.INFO, logger="qsl.reviews"):
+        dataset_root(imdb_archive)
+        assert (f"the test split of {imdb_archive} is not the IMDB v1.0 test split (test/pos holds 1 review files, the "
+                "IMDB v1.0 test split 12,500; test/neg holds 1 review files") in caplog.text
+        assert "--unofficial-dataset" in caplog.text
+        caplog.clear()
+        dataset_root(imdb_archive)  # extracted already: nothing read, nothing said
+        assert "IMDB v1.0" not in caplog.text
 
 
 def test_dataset_root_of_a_missing_path_explains_what_to_do(tmp_path, cache):

@@ -8,16 +8,23 @@ and how accuracy is scored are described in :mod:`readback.accuracy` (the checke
 ``run.py --accuracy`` runs after every accuracy run). The labels come from the
 review file names of the test split in the benchmark's sample order (its
 first N with ``--count N``): nothing is tokenized. The quality targets are 99%
-and 99.9% of the fp32 reference accuracy of the whole test split, read from
-``model/MODEL.md`` (or given with ``--reference-accuracy``); a log of the
+and 99.9% of the fp32 reference accuracy of the whole IMDB v1.0 test split, read
+from ``model/MODEL.md`` (or given with ``--reference-accuracy``); a log of the
 first N reviews only is reported but not judged against them.
+
+A test split whose class folders do not hold 12,500 reviews each, as IMDB v1.0's
+do, is refused (exit 2), unless ``--unofficial-dataset`` accepts it: its log is
+then reported, not judged. The labels in sample order follow from those two
+counts alone, so the reviews' contents are not read here: the run that made the
+log checked them (``run.py`` refuses a test split whose contents differ).
 
 The report goes to ``accuracy.txt`` beside the log unless ``--output`` says
 otherwise; an ``accuracy.txt`` already there (the run's own, which its
 ``run.json`` agrees with) is never written over: pass ``--output``. Exit
 status: 0 when the log is complete and well-formed and the accuracy meets the
-99% target (or is not judged, with ``--count``), 1 otherwise, 2 when the log,
-labels or reference cannot be read, or the default report file exists.
+99% target (or is not judged, with ``--count`` or ``--unofficial-dataset``), 1
+otherwise, 2 when the log, labels or reference cannot be read, the test split is
+not IMDB v1.0's, or the default report file exists.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from common.files import write_text_atomically
 from common.text import plain
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
-from qsl.reviews import dataset_root, split_labels
+from qsl.reviews import checked_test_labels, dataset_root
 from readback.accuracy import (
     MODEL_CARD,
     AccuracyCheckError,
     accuracy_report,
     decode_accuracy_log,
+    not_judged_because,
     resolved_reference,
 )
 from readback.run_files import ACCURACY_REPORT_FILE
@@ -48,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlperf-accuracy-file", type=Path, required=True, help="LoadGen's mlperf_log_accuracy.json")
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--count", type=int, help="the run's QSL held only the first N test reviews")
+    parser.add_argument("--unofficial-dataset", action="store_true",
+                        help="accept a test split whose class folders do not hold the IMDB v1.0 test split's "
+                             "12,500 reviews each: the log is then reported, not judged")
     parser.add_argument("--output", type=Path, help=f"report file (default: {ACCURACY_REPORT_FILE} beside the log, "
                                                     "if there is none yet)")
     parser.add_argument(
@@ -63,12 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         reference, source = resolved_reference(args.reference_accuracy)
-        all_labels = split_labels(dataset_root(args.dataset_path), "test")
+        all_labels, unofficial = checked_test_labels(dataset_root(args.dataset_path), args.unofficial_dataset)
         count = len(all_labels) if args.count is None else args.count
         if not 0 < count <= len(all_labels):
             raise AccuracyCheckError(f"--count {count} is outside 1..{len(all_labels)} (the test split's size)")
+        judged = count == len(all_labels) and unofficial is None
         report = accuracy_report(decode_accuracy_log(args.mlperf_accuracy_file, count), all_labels[:count],
-                                 reference, source, judged=count == len(all_labels))
+                                 reference, source, judged=judged,
+                                 not_judged_reason=None if judged else not_judged_because(count, unofficial))
     except (AccuracyCheckError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -50,8 +50,9 @@ from common.files import sha256_of_file, write_text_atomically
 from common.text import plain
 from model.paths import DEFAULT_WEIGHTS
 from model.precision import PRECISIONS
+from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
-from qsl.reviews import dataset_root, split_labels
+from qsl.reviews import checked_test_labels, dataset_root
 from readback.provenance import git_commit
 from readback.run_record import RunRecord, RunRecordError, read_run_record
 from sut.settings import DEFAULT_MLPERF_CONF, ConfigError, default_user_conf
@@ -367,7 +368,7 @@ def finish(campaign: Campaign) -> int:
     """Pack, check and report the tree; print the table; the exit status."""
     tree = _fresh(campaign.folder / "submission")
     base = assemble([campaign.chosen[run.name] for run in campaign.plan], campaign.system.path, tree)
-    labels = split_labels(dataset_root(campaign.dataset_path), "test")
+    labels, _ = checked_test_labels(dataset_root(campaign.dataset_path))
     checker = SubmissionChecker(campaign.mlperf_conf, labels)
     checker.check(base)
     report = write_report(tree, _fresh(campaign.folder / "report"))
@@ -608,7 +609,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except CampaignStopped as stop:
         print(f"campaign {stop}; run the same command again to go on from here", file=sys.stderr)
         return stop.status
-    except (CampaignError, SystemConfigError, SubmissionError, ConfigError) as error:
+    except (CampaignError, SystemConfigError, SubmissionError, ConfigError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -71,7 +71,7 @@ from common.errors import BadInputError
 from common.text import plain, with_article
 from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
-from qsl.reviews import dataset_root, split_labels
+from qsl.reviews import checked_test_labels, dataset_root
 from readback.accuracy import AccuracyCheckError
 from readback.benchmark import MODEL_NAME, SCENARIOS
 from readback.loadgen_log import ACCURACY_FILE
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.submission.is_dir():
             raise UsageError(f"{args.submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
         submitter_dirs(args.submission)  # a folder that is no tree is refused before the labels are read
-        labels = split_labels(dataset_root(args.dataset_path), "test") if args.labels or args.dataset_path else None
+        labels = checked_test_labels(dataset_root(args.dataset_path))[0] if args.labels or args.dataset_path else None
         checker = check_tree(args.submission, args.mlperf_conf, labels, args.rehearsal)
     except (UsageError, ConfigError, DatasetError, AccuracyCheckError) as error:
         print(f"error: {error}", file=sys.stderr)
