@@ -132,6 +132,12 @@ def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     assert sorted(p.name for p in source.iterdir()) == ["readme.txt"]
 
 
+def test_an_accuracy_run_not_judged_says_why(runs, tmp_path):
+    text = write_report(runs["accuracy"], tmp_path / "report").read_text()
+    assert re.search(r"\(\d+/200\), NOT JUDGED \(the first 200 test reviews only; the targets apply to the whole "
+                     r"test split", text), "the run's accuracy verdict without its reason"
+
+
 def test_an_existing_report_is_never_overwritten(runs, tmp_path, capsys):
     output = tmp_path / "report"
     write_report(runs["accuracy"], output)

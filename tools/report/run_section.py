@@ -112,7 +112,9 @@ def accuracy_verdict(run: RunFolder) -> tuple[bool | None, str]:
     """Whether the run's accuracy meets the 99% target (None: not judged or unknown), and the accuracy as a short text."""
     if run.record is not None and run.record.accuracy is not None:
         accuracy = run.record.accuracy
-        return accuracy.passed, f"{100 * accuracy.accuracy:.3f}% ({accuracy.correct}/{accuracy.samples}), {accuracy.verdict}"
+        why = f" ({accuracy.not_judged_reason})" if accuracy.passed is None and accuracy.not_judged_reason else ""
+        return accuracy.passed, (f"{100 * accuracy.accuracy:.3f}% ({accuracy.correct}/{accuracy.samples}), "
+                                 f"{accuracy.verdict}{why}")
     if run.accuracy_text is not None:
         try:
             stated = read_accuracy_report(run.path / ACCURACY_REPORT_FILE)
