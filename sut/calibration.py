@@ -84,7 +84,7 @@ def measure_offline_rate(calls: WatchedCalls, split: TokenizedSplit, max_batch_s
                for batch in length_sorted_batches([len(ids) for ids in reviews], max_batch_size, max_batch_tokens)]
     order = [int(index) for index in rng.permutation(len(batches))]  # lengths mixed, as a query's parts mix them
     calls.labels(batches[order[0]])  # warm-up
-    taken = itertools.count()  # the n-th batch taken is batches[order[n % len(order)]] (next() is atomic)
+    taken = itertools.count(1)  # the n-th batch taken is batches[order[n % len(order)]], the warm-up's next
     done = [0] * calls.parallel_batches
     started = time.perf_counter()
     deadline = started + seconds

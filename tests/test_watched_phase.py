@@ -116,9 +116,9 @@ def test_offline_measures_batches_of_the_size_the_run_runs(test_split, paced):
     executor = LocalExecutor("folded", "unused", given=backend)
     run_watched_phase(PHASE, executor, StallLimits(),
                       lambda calls: measure_offline_rate(calls, test_split.head(200), *OFFLINE_BATCHING, seconds=0.2))
-    sizes = backend.batch_sizes
-    assert len(sizes) >= 2 and max(sizes) == OFFLINE_BATCHING[0], sizes
-    assert sorted(sizes)[len(sizes) // 2] > 1000, sizes  # most batches are large, whatever their lengths
+    sizes = backend.batch_sizes  # the warm-up and at least one batch, however fast the machine
+    assert len(sizes) >= 2 and max(sizes) <= OFFLINE_BATCHING[0], sizes
+    assert min(sizes) > 1000, sizes  # each far beyond the set's 200, cut by the run's review and token limits
 
 
 def test_an_error_of_the_phase_s_own_code_is_not_called_an_inference_failure(folded_backend):
