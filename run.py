@@ -36,15 +36,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.errors import (
-    EXIT_BAD_INPUT,
-    EXIT_DONE,
-    EXIT_INFERENCE_FAILED,
-    EXIT_VERDICT_FAILED,
-    InferenceFailedError,
-    RunInterrupted,
-    Seq2CNNError,
-)
+from common.errors import EXIT_DONE, EXIT_VERDICT_FAILED, RunInterrupted, report_failure
 from common.text import plain
 from model.precision import BACKEND_NAMES, PRECISIONS
 from qsl.locations import DATASET_LOOKUP_HELP
@@ -70,6 +62,9 @@ if TYPE_CHECKING:
     from sut.runner import RunOutcome
 
 log = logging.getLogger("run")
+
+#: what the error line of a full disk or a vanished folder adds
+OS_ERROR_ADVICE = "free some space or choose another --output-dir, and run again"
 
 #: how long LoadGen's log thread is given to write its last lines before the process ends (s)
 LOADGEN_FLUSH_S = 0.1
@@ -294,35 +289,9 @@ def main(argv: list[str] | None = None, backend: Backend | None = None) -> int:
         print(f"error: {interrupt}: the run stopped; {where}", file=sys.stderr)
         return _ended(interrupt.exit_code)
     except Exception as error:  # noqa: BLE001 - each family of errors has its exit code
-        if not isinstance(error, (Seq2CNNError, OSError)):
-            log.error("an error of this program's own, not of the run's input: please report it", exc_info=error)
-        print(f"error: {failure_message(error)}", file=sys.stderr)
-        return _ended(failure_exit_code(error))
+        return _ended(report_failure(error, log, OS_ERROR_ADVICE))
     print_summary(outcome)
     return exit_code(outcome)
-
-
-def failure_exit_code(error: Exception) -> int:
-    """The exit code of a run that ``error`` stopped, by its family (:mod:`common.errors`), never its Python type:
-    bad input 2 (a full disk or a folder that went away too), an inference failure 3, and 3 for an error of
-    this program's own."""
-    if isinstance(error, Seq2CNNError):
-        return error.exit_code
-    if isinstance(error, OSError):
-        return EXIT_BAD_INPUT
-    return EXIT_INFERENCE_FAILED
-
-
-def failure_message(error: Exception) -> str:
-    """What went wrong, for the error line."""
-    if isinstance(error, InferenceFailedError):
-        return f"inference failed, run stopped: {error}"
-    if isinstance(error, Seq2CNNError):
-        return str(error)
-    if isinstance(error, OSError):  # a full disk, a folder that went away: the message names the file
-        return (f"{error.strerror or error}: {error.filename or ''}; free some space or choose another "
-                "--output-dir, and run again")
-    return f"{type(error).__name__}: {error} (an error of this program's own; see the traceback above)"
 
 
 def _ended(code: int) -> int:
