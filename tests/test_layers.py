@@ -1,5 +1,5 @@
-"""The layers of the code: arrows point down (run.py -> tools/ -> sut/ -> readback/ -> model/ -> qsl/ ->
-common/), no module imports itself back through others, reading a run folder loads no runtime, only the Ray
+"""The layers of the code: arrows point down (run.py and tools/, side by side at the top, -> sut/ -> readback/ ->
+model/ -> qsl/ -> common/; run.py imports no tool), no module imports itself back through others, reading a run folder loads no runtime, only the Ray
 executor knows Ray, and a backend's heavy dependencies load only when that backend is chosen."""
 
 from __future__ import annotations
