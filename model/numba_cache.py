@@ -9,7 +9,8 @@ cache lives in ``<base>/<sha256 of their source files, 16 hex>``: a change in an
 ``<cache dir>/numba`` (:func:`common.caches.cache_dir`, outside the repository).
 
 Call :func:`use_cache_keyed_by` before the ``cache=True`` functions are defined: numba picks a function's
-cache folder when it is decorated.
+cache folder when it is decorated. The folded CPU kernel (:mod:`model.folded_cpu`) calls it with its
+``KERNEL_SOURCES``: its own file and the intrinsics'.
 """
 
 from __future__ import annotations

@@ -41,7 +41,9 @@ from common.caches import (
     read_or_build,
 )
 from common.files import write_bytes_atomically
-from model.folded import TILE_CHANNELS, FoldedTables, TiledTables, cache_line_aligned
+from model.folded import FoldedTables
+from model.folded_cpu import TILE_CHANNELS
+from model.folded_tiles import TiledTables, cache_line_aligned
 from model.weights import load_model, verified_sha256
 
 log = logging.getLogger(__name__)

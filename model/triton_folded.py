@@ -1,6 +1,6 @@
 """The folded kernel on a GPU, in Triton: gather, window sums, running max and classifier in one launch.
 
-The same computation as the CPU kernel (:mod:`model.folded`), laid out for a
+The same computation as the CPU kernel (:mod:`model.folded_cpu`), laid out for a
 GPU: one program per (review, block of :data:`BLOCK_CHANNELS` channels). A
 program walks its review's positions once; at each position it loads the
 word's 7 tap rows (kernel-3 taps 0-2, kernel-4 taps 0-3), which lie side by
@@ -35,7 +35,9 @@ import torch
 import triton
 import triton.language as tl
 
-from model.folded import TAPS, FoldedTables, pack_reviews
+from model.folded import FoldedTables
+from model.folded_cpu import TAPS
+from model.folded_tiles import pack_reviews
 from model.precision import check_precision
 from model.quantization import padding_sum, quantize_branches
 
@@ -201,7 +203,7 @@ class TritonFoldedTables:
 
     def logits_and_maxima(self, token_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The logits, and the running maxima (B, 2 * channels) before the epilogue, as
-        :meth:`model.folded.TiledTables.maxima` gives the CPU kernel's: fp32, or integers (int32 here, int16
+        :meth:`model.folded_tiles.TiledTables.maxima` gives the CPU kernel's: fp32, or integers (int32 here, int16
         there) for int8."""
         return self._run(token_ids, keep_maxima=True)
 

@@ -1,13 +1,11 @@
-"""Backend actors on Ray and the asynchronous dispatch of the SUT's batches to them.
+"""The driver's pool of backend actors on Ray, and the asynchronous dispatch of the SUT's batches to them.
 
-- :class:`BackendActor`: one backend instance (``--backend``, ``--device``, ``--precision``) in a Ray worker
-  process. It receives the weights' bytes through Ray's object store, checks their sha256 before it serves,
-  and keeps them in the node's cache folder (so the folded backend's table cache works per node).
-- :class:`ActorPool`: starts the actors (refusing, before anything waits, a request the cluster cannot
-  hold), then runs batches on them. :meth:`ActorPool.submit` sends a batch to the live actor with the fewest
-  batches in flight and returns; it waits only while every actor holds ``in_flight_per_actor`` batches.
-  Each result comes back with the sample ids of its own batch (never matched by position) and is handed, on
-  the pool's one completion thread, to the batch's callback.
+:class:`ActorPool` starts the actors (:class:`sut.ray_actor.BackendActor`, one backend each; refusing, before
+anything waits, a request the cluster cannot hold), then runs batches on them. :meth:`ActorPool.submit` sends a
+batch (one message of :mod:`sut.ray_wire`) to the live actor with the fewest batches in flight and returns; it
+waits only while every actor holds ``in_flight_per_actor`` batches. Each result comes back with the sample ids of
+its own batch (never matched by position) and is handed, on the pool's one completion thread, to the batch's
+callback.
 
 Faults: an actor that dies (its process killed, its node lost) is dropped, and its batches in flight are
 resubmitted to a live actor, so each batch completes once. An actor that hangs without dying (stopped,
@@ -18,15 +16,10 @@ every later one fails with :class:`NoActorsLeftError` through its ``on_error`` c
 does not hang. A backend error inside an actor fails its batch the same way (the same batch would fail
 again elsewhere). A run that stops without waiting for its batches (:meth:`ActorPool.abandon`) fails every
 batch still in flight, and every later one, so that no sample is left unanswered.
-
-A batch travels as one ``bytes`` message (:func:`encode_batch`: its sample ids, the reviews' lengths and
-their token ids end to end), and its answer as another (:func:`encode_result`: the sample ids again, the
-labels, the compute time inside the actor).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -40,13 +33,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from common.errors import InferenceFailedError
-from common.files import sha256_of_file, write_bytes_atomically, write_text_atomically
-from model.paths import checksum_file
-from model.weights import WeightsError
-from qsl.locations import cache_dir
 from readback.cluster import ActorInfo, ClusterInfo
 from sut.config import DEFAULT_ACTOR_CPUS, DEFAULT_IN_FLIGHT
+from sut.ray_actor import ActorSpec, BackendActor
 from sut.ray_cluster import ClusterError, RayCluster
+from sut.ray_wire import decode_result, encode_batch
 from sut.stall import BatchClock, Stall, StallLimits
 
 log = logging.getLogger(__name__)
@@ -66,20 +57,6 @@ class NoActorsLeftError(RuntimeError):
 
 class ActorStartError(ClusterError):
     """A backend actor could not start (bad weights, no such device, no room in the cluster)."""
-
-
-@dataclass(frozen=True)
-class ActorSpec:
-    """How each actor makes its backend, and what it reserves of the cluster."""
-
-    backend: str
-    device: str
-    precision: str
-    threads: int | None
-    weights_name: str
-    weights_sha256: str
-    cpus: float
-    gpus: float
 
 
 def actor_spec(backend: str, device: str, precision: str, threads: int | None, actor_cpus: float | None,
@@ -111,99 +88,12 @@ def default_actor_count(cluster: RayCluster, spec: ActorSpec) -> int:
     return max(1, sum(int(node.cpus // spec.cpus) for node in cluster.nodes()))  # an actor lives on one node
 
 
-def encode_batch(sample_ids: np.ndarray, token_ids: Sequence[np.ndarray]) -> bytes:
-    """A batch as one message: review count n (int64), n sample ids (uint64), n lengths (int64), then the
-    reviews' token ids end to end (int32), all little-endian. One ``bytes`` object travels through Ray at a
-    third of the cost of three numpy arrays (measured: 1.0 vs 2.0 ms for a one-review round trip here)."""
-    count = len(token_ids)
-    lengths = np.fromiter((len(ids) for ids in token_ids), dtype="<i8", count=count)
-    flat = np.concatenate(token_ids).astype("<i4", copy=False) if count else np.zeros(0, "<i4")
-    return b"".join((np.array([count], "<i8").tobytes(), np.asarray(sample_ids, "<u8").tobytes(), lengths.tobytes(),
-                     flat.tobytes()))
-
-
-def decode_batch(message: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(sample ids uint64, reviews as int32 views) of an :func:`encode_batch` message."""
-    count = int(np.frombuffer(message, "<i8", count=1)[0])
-    sample_ids = np.frombuffer(message, "<u8", count=count, offset=8)
-    lengths = np.frombuffer(message, "<i8", count=count, offset=8 + 8 * count)
-    flat = np.frombuffer(message, "<i4", offset=8 + 16 * count)
-    if flat.size != lengths.sum():
-        raise ValueError(f"a batch message of {count} reviews holds {flat.size} token ids, its lengths say {lengths.sum()}")
-    return sample_ids, (np.split(flat, np.cumsum(lengths)[:-1]) if count else [])
-
-
-def encode_result(sample_ids: np.ndarray, labels: np.ndarray, compute_ns: int) -> bytes:
-    """An answer as one message: compute ns (int64), then the n sample ids (uint64) and n labels (int64)."""
-    return b"".join((np.array([compute_ns], "<i8").tobytes(), np.asarray(sample_ids, "<u8").tobytes(),
-                     np.asarray(labels, "<i8").tobytes()))
-
-
-def decode_result(message: bytes) -> tuple[np.ndarray, np.ndarray, int]:
-    """(sample ids uint64, labels int64, compute ns) of an :func:`encode_result` message."""
-    count = (len(message) - 8) // 16
-    return (np.frombuffer(message, "<u8", count=count, offset=8), np.frombuffer(message, "<i8", offset=8 + 8 * count),
-            int(np.frombuffer(message, "<i8", count=1)[0]))
-
-
-def stage_weights(weights: bytes, expected_sha256: str, name: str) -> Path:
-    """Check ``weights`` against ``expected_sha256`` and keep them (with their ``.sha256``) in this node's cache
-    folder; the path. :class:`WeightsError` when the bytes are not the expected ones."""
-    digest = hashlib.sha256(weights).hexdigest()
-    if digest != expected_sha256:
-        raise WeightsError(f"the weights a Ray actor received have sha256 {digest}, not the {expected_sha256} of "
-                           f"{name}: they were damaged on the way; run again")
-    folder = cache_dir() / "ray-weights"
-    path = folder / f"{digest[:24]}-{name}"
-    if not (path.is_file() and sha256_of_file(path) == digest):
-        folder.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomically(path, weights)
-    write_text_atomically(checksum_file(path), f"{digest}  {path.name}\n")
-    return path
-
-
-class BackendActor:
-    """One backend in a Ray worker process (made a Ray actor class by :func:`actor_class`)."""
-
-    def __init__(self, spec: ActorSpec, weights: bytes):
-        from model.backends import create_backend
-
-        self.spec = spec
-        path = stage_weights(weights, spec.weights_sha256, spec.weights_name)
-        self.backend = create_backend(spec.backend, path, spec.device, spec.threads, spec.precision)
-
-    def describe(self) -> dict:
-        """Where this actor runs and on what (the fields of :class:`ActorInfo` but the index)."""
-        import ray
-
-        context = ray.get_runtime_context()
-        node_id = context.get_node_id()
-        address = next((node["NodeManagerAddress"] for node in ray.nodes() if node["NodeID"] == node_id), "")
-        report = getattr(self.backend, "load_report", None)
-        return dict(node_id=node_id, node_address=address, pid=os.getpid(), device=self.spec.device,
-                    gpu_ids=[str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])], cpus=self.spec.cpus,
-                    threads=self.spec.threads, tables_source=report.source if report is not None else None,
-                    tables_load_seconds=report.seconds if report is not None else None)
-
-    def labels(self, batch: bytes) -> bytes:
-        """The :func:`encode_result` answer (the batch's own sample ids, their labels, the compute ns inside
-        this actor) to an :func:`encode_batch` batch."""
-        started = time.perf_counter_ns()
-        sample_ids, reviews = decode_batch(batch)
-        labels = np.asarray(self.backend.labels(reviews))
-        if labels.shape != sample_ids.shape or not np.issubdtype(labels.dtype, np.integer):
-            raise InferenceFailedError(f"the {self.spec.backend} backend answered a batch of {len(sample_ids)} reviews with "
-                                 f"{labels.dtype} labels of shape {labels.shape}: one integer label per review expected")
-        return encode_result(sample_ids, labels, time.perf_counter_ns() - started)
-
-
 def actor_class(ray, spec: ActorSpec):
-    """:class:`BackendActor` as a Ray actor class reserving ``spec``'s CPUs and GPUs. No restarts and no task
-    retries by Ray: the pool resubmits a lost batch itself, to another actor, and counts it.
+    """:class:`~sut.ray_actor.BackendActor` as a Ray actor class reserving ``spec``'s CPUs and GPUs. No restarts
+    and no task retries by Ray: the pool resubmits a lost batch itself, to another actor, and counts it.
 
     The actors' OpenMP threads wait passively (``OMP_WAIT_POLICY``, unless set here): spinning between
-    batches, they take the cores that Ray's own threads need to deliver the next one (SingleStream p90
-    6.1 ms spinning, 3.7 ms passive, in 10 s runs on 2 cores)."""
+    batches, they take the cores that Ray's own threads need to deliver the next one."""
     env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     return ray.remote(num_cpus=spec.cpus, num_gpus=spec.gpus, max_restarts=0, max_task_retries=0,
                       runtime_env={"env_vars": env})(BackendActor)

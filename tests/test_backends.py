@@ -117,7 +117,7 @@ def test_int8_kernel_computes_the_integer_maxima_exactly(random_weights, edge_re
 def test_the_compiled_epilogue_gives_the_logits_of_numpy(precision, random_weights, edge_reviews):
     """ELU and the classifier in the kernel's epilogue (one review at a time, or in parallel for large batches)
     give numpy's logits within fp32 rounding, and the same for a review alone or in a batch."""
-    from model.folded import PARALLEL_EPILOGUE_REVIEWS
+    from model.folded_cpu import PARALLEL_EPILOGUE_REVIEWS
 
     tiled = FoldedTables.from_model(load_model(random_weights)).tiled(precision)
     reviews = (edge_reviews * (PARALLEL_EPILOGUE_REVIEWS // len(edge_reviews) + 1))[:PARALLEL_EPILOGUE_REVIEWS]
@@ -151,7 +151,8 @@ def test_cpu_kernel_uses_packed_simd_instructions(folded_backend):
 
     import numba
 
-    from model.folded import folded_features, pack_reviews
+    from model.folded_cpu import folded_features
+    from model.folded_tiles import pack_reviews
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the assembly check is written for x86-64")
@@ -175,7 +176,8 @@ def test_int8_kernel_uses_packed_integer_instructions(random_weights):
 
     import numba
 
-    from model.folded import folded_features, pack_reviews
+    from model.folded_cpu import folded_features
+    from model.folded_tiles import pack_reviews
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the assembly check is written for x86-64")
@@ -262,14 +264,16 @@ def test_model_and_qsl_import_no_circle():
     assert [name for name in sorted(graph) if reaches(name, name, set())] == []
 
 
-@pytest.mark.parametrize("first", ["model.table_cache", "model.folded", "model.precision", "model.backends"])
+@pytest.mark.parametrize("first", ["model.table_cache", "model.folded", "model.folded_tiles", "model.folded_cpu",
+                                   "model.precision", "model.backends"])
 def test_any_model_module_imports_first_in_a_fresh_process(first):
     """The old circle backends -> table_cache -> folded -> backends is gone: any of them imports first, and
     model.precision imports neither torch nor numba."""
     code = f"import sys, {first}\n"
     if first == "model.precision":
         code += "assert not {'torch', 'numba'} & set(sys.modules), 'model.precision imported torch or numba'\n"
-    code += ("import model.backends, model.folded, model.precision, model.table_cache\n"
+    code += ("import model.backends, model.folded, model.folded_cpu, model.folded_tiles, model.precision, "
+             "model.table_cache\n"
              "assert model.backends.PRECISIONS is model.precision.PRECISIONS\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -357,7 +361,7 @@ def test_a_read_only_review_runs_the_kernel_compiled_at_load_time(threads):
     from numba's cache) when the backend loaded must answer them: numba types read-only arrays apart, and a
     second compilation took seconds in the first query of a Server run on Ray (INVALID, 65 queries outstanding)."""
     from model.backends import create_backend
-    from model.folded import folded_logits, folded_logits_one_thread
+    from model.folded_cpu import folded_logits, folded_logits_one_thread
 
     backend = create_backend("folded", threads=threads)
     kernel = folded_logits_one_thread if threads == 1 else folded_logits

@@ -32,14 +32,9 @@ import pytest
 from model.weights import WeightsError
 from readback.accuracy import decode_accuracy_log
 from readback.cluster import ActorInfo, ClusterInfo, NodeInfo
+from sut.ray_actor import stage_weights
 from sut.ray_cluster import ClusterError, check_reachable, ray_address_file
-from sut.ray_pool import (
-    decode_batch,
-    decode_result,
-    encode_batch,
-    encode_result,
-    stage_weights,
-)
+from sut.ray_wire import decode_batch, decode_result, encode_batch, encode_result
 
 REPO = Path(__file__).resolve().parent.parent
 #: Ray must be there in CI (the Makefile installs it); elsewhere its tests are skipped without it
@@ -255,6 +250,15 @@ def test_weights_that_arrive_damaged_are_refused_before_serving(tmp_path, monkey
     with pytest.raises(WeightsError, match="damaged on the way"):
         stage_weights(weights[:-1] + b"\0", expected, "seq2cnn.safetensors")
 
+
+
+def test_the_actors_module_loads_nothing_of_the_driver():
+    """Every Ray worker imports the actor's module (Ray ships the class by reference): it brings neither the
+    driver's pool, cluster or stall watch, nor Ray itself."""
+    code = ("import sys, sut.ray_actor; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.') "
+            "or m in ('sut.ray_pool', 'sut.ray_cluster', 'sut.stall', 'sut.config', 'readback.cluster')))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
 
 def two_node_cluster() -> ClusterInfo:
     nodes = [NodeInfo(f"node{i}", f"10.0.0.{i}", 8.0, 1.0, 64 << 30) for i in (1, 2)]
