@@ -43,19 +43,10 @@ from qsl.locations import DATASET_LOOKUP_HELP
 from readback.peak_search import PeakSearch
 from readback.run_record import RunRecord
 from sut.compliance import COMPLIANCE_TESTS
-from sut.config import (
-    DEFAULT_ACTOR_CPUS,
-    DEFAULT_BATCH_WAIT_MS,
-    DEFAULT_IN_FLIGHT,
-    DEFAULT_PEAK_TOLERANCE,
-    DEFAULT_WORKERS,
-    OFFLINE_BATCHING,
-    OTHER_BATCHING,
-    RunConfig,
-)
+from sut.config import DEFAULT_ACTOR_CPUS, OFFLINE_BATCHING, OTHER_BATCHING, RunConfig
 from sut.interrupts import interrupts_raise
-from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF, SCENARIOS
-from sut.stall import DEFAULT_STALL_CEILING_S, DEFAULT_STALL_FLOOR_S, STALL_FACTOR
+from sut.settings import DEFAULT_USER_CONF, SCENARIOS
+from sut.stall import DEFAULT_STALL_CEILING_S, STALL_FACTOR
 
 if TYPE_CHECKING:
     from model.backends import Backend
@@ -71,15 +62,16 @@ LOADGEN_FLUSH_S = 0.1
 
 
 def parse_args(argv: list[str] | None = None) -> RunConfig:
-    """The run's configuration, as the command line asks for it."""
+    """The run's configuration, as the command line asks for it: only the options given, :class:`RunConfig`
+    holds every default (the help texts name it)."""
     parser = argparse.ArgumentParser(prog="python run.py", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=list(SCENARIOS), default="SingleStream",
-                        help="the LoadGen scenario (default: %(default)s)")
+    parser.add_argument("--scenario", choices=list(SCENARIOS),
+                        help=f"the LoadGen scenario (default: {RunConfig.scenario})")
     parser.add_argument("--accuracy", action="store_true", help="accuracy mode: every sample once, then the checker")
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--model-path", type=Path, help="safetensors weights (default: the shipped model/seq2cnn.safetensors)")
-    parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="benchmark rules (default: %(default)s)")
+    parser.add_argument("--mlperf-conf", type=Path, help=f"benchmark rules (default: {RunConfig.mlperf_conf})")
     parser.add_argument("--user-conf", type=Path,
                         help=f"system tuning (default: {DEFAULT_USER_CONF} for fp32 tables, the user-bf16.conf and "
                              "user-int8.conf beside it for --precision bf16 and int8)")
@@ -89,24 +81,27 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                         help="accept a test split that is not the IMDB v1.0 test split (other review files, or "
                              "edited ones), which is otherwise refused before the run: its accuracy is reported, "
                              "not judged against the targets, which apply to that split only")
-    parser.add_argument("--backend", choices=list(BACKEND_NAMES), default="folded",
-                        help="folded (fastest, exact), trimmed, or reference (the yardstick) (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                        help="folded backend (CPU, or CUDA with Triton): fp32 tables (exact, the default), bf16 tables (half the "
+    parser.add_argument("--backend", choices=list(BACKEND_NAMES),
+                        help="folded (fastest, exact), trimmed, or reference (the yardstick) "
+                             f"(default: {RunConfig.backend})")
+    parser.add_argument("--device", help=f"torch device, e.g. cpu or cuda (default: {RunConfig.device})")
+    parser.add_argument("--precision", choices=list(PRECISIONS),
+                        help="folded backend (CPU, or CUDA with Triton): fp32 tables (exact), bf16 tables (half the "
                              "memory traffic) or int8 tables (a quarter, integer sums); bf16 and int8 are MLPerf's "
-                             "99.9%% variants, their agreement with fp32 in the README")
+                             "99.9%% variants, their agreement with fp32 in the README "
+                             f"(default: {RunConfig.precision})")
     parser.add_argument("--max-batchsize", type=int, dest="max_batch_size",
                         help=f"largest batch of reviews the SUT runs at once (default: {OFFLINE_BATCHING[0]} for "
                              f"the folded backend Offline, {OTHER_BATCHING[0]} otherwise)")
     parser.add_argument("--max-batch-tokens", type=int,
                         help=f"Offline: token ids per batch, reviews sorted by length (default: {OFFLINE_BATCHING[1]:,} "
                              f"for the folded backend, {OTHER_BATCHING[1]:,} otherwise)")
-    parser.add_argument("--batch-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+    parser.add_argument("--batch-wait-ms", type=float,
                         help="Server: how long a query may wait for others to share its batch "
-                             "(default: %(default)s; capped at a tenth of the latency target)")
+                             f"(default: {RunConfig.batch_wait_ms}; capped at a tenth of the latency target)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="worker threads for Server and Offline")
+    parser.add_argument("--workers", type=int,
+                        help=f"worker threads for Server and Offline (default: {RunConfig.workers})")
     quick = parser.add_argument_group("quick-run overrides (the run is then not valid for submission)")
     quick.add_argument("--time", type=float, dest="duration_s",
                        help="run for this many seconds (Offline without --qps: the query is sized from a 1 s "
@@ -122,8 +117,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     peak.add_argument("--find-peak-performance", action="store_true", dest="find_peak",
                       help="search the highest arrival rate LoadGen judges VALID, starting from the target rate "
                            "(--qps or user.conf): one full LoadGen run per probe")
-    peak.add_argument("--peak-tolerance", type=float, default=DEFAULT_PEAK_TOLERANCE,
-                      help="stop when the VALID and INVALID rates are this fraction apart (default: %(default)s)")
+    peak.add_argument("--peak-tolerance", type=float,
+                      help="stop when the VALID and INVALID rates are this fraction apart "
+                           f"(default: {RunConfig.peak_tolerance})")
     ray = parser.add_argument_group("Ray (pip install -e '.[ray]'): batches run on backend actors across processes, "
                                     "machines and GPUs")
     ray.add_argument("--ray", action="store_true",
@@ -138,15 +134,14 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     ray.add_argument("--ray-actor-cpus", type=float,
                      help=f"CPUs each actor reserves, and its threads (default: --threads, else {DEFAULT_ACTOR_CPUS}; "
                           "1 for a GPU actor)")
-    ray.add_argument("--ray-in-flight", type=int, default=DEFAULT_IN_FLIGHT,
-                     help="batches sent to each actor before its first answers (default: %(default)s)")
+    ray.add_argument("--ray-in-flight", type=int,
+                     help=f"batches sent to each actor before its first answers (default: {RunConfig.ray_in_flight})")
     stall = parser.add_argument_group("stalls (a batch that gets no answer ends the run with exit 3; on Ray the "
                                       "hung actor is dropped and its batches go to the others)")
-    stall.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_FLOOR_S, dest="stall_timeout_s",
-                       metavar="SECONDS",
+    stall.add_argument("--stall-timeout", type=float, dest="stall_timeout_s", metavar="SECONDS",
                        help=f"seconds: the least a batch may wait for its answer before it is a stall; the bound is "
                             f"{STALL_FACTOR:g}x the batch's expected time from the slowest batch so far, at least this "
-                            "(default: %(default)s)")
+                            f"(default: {RunConfig.stall_timeout_s})")
     stall.add_argument("--stall-timeout-max", type=float, dest="stall_timeout_max_s", metavar="SECONDS",
                        help=f"seconds: the most a batch may wait, and the bound before any batch has completed "
                             f"(default: {DEFAULT_STALL_CEILING_S:g}, or --stall-timeout if larger)")

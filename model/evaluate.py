@@ -6,7 +6,7 @@
 The default backend is the folded one in fp32: exact (the same labels as the
 reference), seconds for the 25,000 reviews. ``--backend reference`` pads (or
 truncates) every review to 1000 ids and runs the network as written, in fp32;
-the README states its time on a 2-core machine. Before a long evaluation the
+docs/backends.md says how long it takes. Before a long evaluation the
 estimate from the first batch is logged. ``--count N`` evaluates the first N
 (balanced); ``--save-logits`` keeps every review's logits for later comparisons
 (``python -m tools.bench``). A test split that is not the IMDB v1.0 test split
@@ -26,17 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import run_command
 from common.files import atomic_write, file_sha256, write_text_atomically
 from common.progress import progress
 from common.text import plain
 from model.backends import BACKENDS, Backend, create_backend
 from model.paths import DEFAULT_WEIGHTS
-from model.weights import WeightsError
 from qsl.errors import DatasetError
 from qsl.identity import unofficial_reason
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
-from qsl.vocabulary import DEFAULT_VOCABULARY, VocabularyError
+from qsl.vocabulary import DEFAULT_VOCABULARY
 
 log = logging.getLogger("model.evaluate")
 
@@ -85,20 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--backend", choices=list(BACKENDS), default="folded",
                         help="how to compute the model (default: %(default)s, exact in fp32; reference pads every "
-                             "review to 1000 ids: slow, see the README)")
+                             "review to 1000 ids: slow, see docs/backends.md)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     parser.add_argument("--save-logits", type=Path, help="also write every review's logits here (.npz), e.g. for tools.bench")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    try:
-        split = load_test_split(args.dataset_path, args.vocabulary, args.count, args.unofficial_dataset)
-        backend = create_backend(args.backend, args.model_path, threads=args.threads)
-        if args.save_logits and args.save_logits.exists():
-            raise DatasetError(f"{args.save_logits} already exists; choose another --save-logits path")
-    except (DatasetError, WeightsError, VocabularyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: evaluate(args), log)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Evaluate as the command line asks, print the accuracy line; exit code 0."""
+    split = load_test_split(args.dataset_path, args.vocabulary, args.count, args.unofficial_dataset)
+    backend = create_backend(args.backend, args.model_path, threads=args.threads)
+    if args.save_logits and args.save_logits.exists():
+        raise DatasetError(f"{args.save_logits} already exists; choose another --save-logits path")
     started = time.perf_counter()
     batch_size = args.batch_size or BATCH_SIZES.get(args.backend, DEFAULT_BATCH_SIZE)
     logits = predict_split(backend, split, batch_size)

@@ -24,6 +24,7 @@ import argparse
 import importlib
 import logging
 import pickle
+import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from numpy.lib import format as npy_format
 
+from common.errors import run_command
 from common.files import sha256_of_file
 from common.text import plain
 from model.network import Seq2CNN
@@ -221,18 +223,20 @@ def import_reference(source: Path, output: Path) -> str:
     return digest
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, metavar="SOURCE", help="reference checkpoint: .pt, .pth, .npz or .npy")
     parser.add_argument("--output", type=Path, required=True, help="safetensors file to write (must not exist)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        digest = import_reference(args.source, args.output)
-    except (WeightsError, OSError) as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return run_command(lambda: _import(args), log)
+
+
+def _import(args: argparse.Namespace) -> int:
+    digest = import_reference(args.source, args.output)
     print(f"wrote {args.output} (sha256 {digest}); use it with --model-path {args.output}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

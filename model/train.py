@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import run_command
 from common.progress import progress
 from common.text import plain
 from model.batching import length_sorted_batches, padded_batch, shuffled_length_batches
@@ -197,14 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
     started = time.perf_counter()
     try:
-        result = train(args)
+        return run_command(lambda: _train(args), log)
     except KeyboardInterrupt:  # Ctrl-C: a line that says what became of the work, not a traceback
         log.error("interrupted (SIGINT) after %.0f s of training: nothing was written to %s",
                   time.perf_counter() - started, args.output)
         return 130
-    print(json.dumps(result, indent=2))
+
+
+def _train(args: argparse.Namespace) -> int:
+    print(json.dumps(train(args), indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

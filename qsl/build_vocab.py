@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
+from common.errors import run_command
 from common.progress import progress
 from common.text import plain
 from qsl.locations import DATASET_LOOKUP_HELP
@@ -30,16 +32,21 @@ def build_vocabulary(dataset_path: Path) -> Vocabulary:
     return Vocabulary.build(token_lists)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--output", type=Path, default=DEFAULT_VOCABULARY)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: _build(args), log)
+
+
+def _build(args: argparse.Namespace) -> int:
     vocabulary = build_vocabulary(args.dataset_path)
     vocabulary.save(args.output)
     log.info("wrote %s: %d train words, ids clipped at %d", args.output, len(vocabulary.words), vocabulary.clip_id)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,12 +26,14 @@ import http.client
 import logging
 import os
 import re
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from common.errors import run_command
 from common.files import atomic_write, sha256_of_file
 from common.progress import progress
 from common.text import plain
@@ -135,19 +137,21 @@ def download_archive(url: str, output: Path, sha256: str) -> Path:
     return output
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=downloaded_archive_path(), help="where to save the archive (default: %(default)s)")
     parser.add_argument("--url", default=OFFICIAL_ARCHIVE_URL, help="http://, https:// or file:// URL (default: %(default)s)")
     parser.add_argument("--sha256", default=OFFICIAL_ARCHIVE_SHA256, help="expected sha256 of the archive (default: the official one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        path = download_archive(args.url, args.output, args.sha256)
-    except DatasetError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return run_command(lambda: _download(args), log)
+
+
+def _download(args: argparse.Namespace) -> int:
+    path = download_archive(args.url, args.output, args.sha256)
     print(f"dataset archive ready at {path}; pass it with --dataset-path {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

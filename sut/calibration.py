@@ -1,5 +1,5 @@
 """How fast the backend runs on this machine, to size a quick run's queries (Offline's rate, SingleStream's
-and MultiStream's latency).
+and MultiStream's latency): :func:`calibrate`, step 2c of a run (:mod:`sut.runner`).
 
 An Offline run is one query of ``expected rate x min_duration`` samples, and
 it lasts as long as the system needs for them: a quick run (``--time T``)
@@ -14,8 +14,7 @@ measured. LoadGen adds 10% of its own (its ``kSlack``), so the query holds
 machine keeps that pace, longer when it gets busier, and at least T (which a
 VALID run needs) as long as the machine does not run it more than 2.2 times
 as fast as it ran the calibration: a machine busy during its second of
-calibration and idle afterwards ran 1.7 times as fast (a loaded 2-core
-machine), which the margin of 1.1 used before could not absorb.
+calibration and idle afterwards runs faster during the run than it measured.
 
 SingleStream and MultiStream are the same problem in latency: LoadGen prepares
 queries for twice ``min_duration`` at the expected latency (``target_latency``),
@@ -31,24 +30,33 @@ faster.
 Reviews are drawn with replacement, as LoadGen draws a query's samples: a set
 of fewer reviews than a query or a batch (``--count 1``) repeats them, and the
 batches are as large as the run's (with ``--count 200``, batches of 4,096
-reviews, not one of 200: batch size alone changes the folded backend's rate
-about 2x). The measurement calls the backend through
-:mod:`sut.watched_phase`, watched as the LoadGen test is.
+reviews, not one of 200: batch size alone changes the folded backend's rate).
+The measurement calls the backend through :mod:`sut.watched_phase`, watched as
+the LoadGen test is.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model.batching import length_sorted_batches
 from qsl.token_cache import TokenizedSplit
 from qsl.vocabulary import MAX_LENGTH
-from sut.watched_phase import WatchedCalls
+from readback.benchmark import SCENARIOS as BENCHMARK_SCENARIOS
+from sut.load_plan import OFFLINE_SLACK, SEQUENTIAL_SLACK, memory_bound_bytes, plan_bytes_per_query
+from sut.settings import Override, RunSettings
+from sut.watched_phase import WatchedCalls, run_watched_phase
+
+if TYPE_CHECKING:
+    from sut.config import RunConfig
+    from sut.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,45 @@ OFFLINE_CALIBRATION_BATCHES = 4
 MARGIN = 2.0
 #: what the measurement is, for its log lines and the errors of :func:`sut.watched_phase.run_watched_phase`
 PHASE = "measuring the backend for the quick run's queries"
+
+
+def calibrate(config: RunConfig, run_settings: RunSettings, split: TokenizedSplit, executor: Executor) -> None:
+    """Size a quick run's queries from what ``executor`` measures on reviews of ``split``, an override of
+    ``run_settings``: Offline's expected rate, SingleStream's and MultiStream's expected latency. The measurement
+    is watched as the run is (:mod:`sut.watched_phase`): a batch past its stall bound, or the backend failing
+    with an error of any Python type, is an inference failure (exit 3)."""
+    expect = _expect_rate if config.scenario == "Offline" else _expect_latency
+    run_watched_phase(PHASE, executor, config.stall_limits, lambda calls: expect(config, run_settings, split, calls))
+
+
+def _expect_latency(config: RunConfig, run_settings: RunSettings, split: TokenizedSplit, calls: WatchedCalls) -> None:
+    """SingleStream's and MultiStream's expected latency: the mean measured, over :data:`MARGIN`."""
+    samples = int(run_settings.test_settings.multi_stream_samples_per_query) if config.scenario == "MultiStream" else 1
+    mean_s = measure_query_latency(calls, split, samples)
+    expected_ns = max(1, round(mean_s / MARGIN * 1e9))
+    # no lower than what keeps the prepared queries within the memory bound (a long --time: fewer, slower ones)
+    per_query = plan_bytes_per_query(config.scenario, samples)
+    fitting_ns = math.ceil(SEQUENTIAL_SLACK * config.duration_s * 1e9 * per_query / (0.9 * memory_bound_bytes()))
+    expected_ns = max(expected_ns, fitting_ns)
+    lasts = SEQUENTIAL_SLACK * mean_s * 1e9 / expected_ns  # the prepared queries, in --time at the measured pace
+    log.info("%s expected latency set to %.4f ms (the %.4f ms mean measured / %g%s), so that the queries LoadGen "
+             "prepares (for twice --time at that pace; it stops at --time) last at least --time %g s, as a VALID "
+             "run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
+             mean_s * 1e3, MARGIN, ", raised so that they fit in memory" if expected_ns == fitting_ns else "",
+             config.duration_s, lasts)
+    setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
+    run_settings.add_override(Override("calibrated_latency_ms", round(expected_ns / 1e6, 6), {setting: expected_ns}))
+
+
+def _expect_rate(config: RunConfig, run_settings: RunSettings, split: TokenizedSplit, calls: WatchedCalls) -> None:
+    """Offline's expected rate: :data:`MARGIN` times the rate measured in the run's batches."""
+    measured = measure_offline_rate(calls, split, *config.batching())
+    rate = round(MARGIN * measured, 1)
+    log.info("Offline expected rate set to %s samples/s: %g x the %s measured, so that the query (LoadGen adds 10%%) "
+             "lasts at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster "
+             "(about %.0f s at the measured pace)", f"{rate:,.1f}", MARGIN, f"{measured:,.0f}", config.duration_s,
+             MARGIN * OFFLINE_SLACK, MARGIN * OFFLINE_SLACK * config.duration_s)
+    run_settings.add_override(Override("calibrated_qps", rate, {"offline_expected_qps": rate}))
 
 
 def drawn_reviews(split: TokenizedSplit, count: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -22,6 +22,10 @@ Tests kept by this benchmark:
   speed by nature.
 - TEST05 (other random seeds) is not kept: LoadGen's seeds are read from its
   built-in rules (see :mod:`sut.settings`).
+
+TEST01 compares the two runs' figures as they are, so a compliance run made
+with other settings than its performance run is worth a warning before it
+starts: :func:`settings_unlike` says how the two differ.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from pathlib import Path
 
 from common.errors import BadInputError
 from common.files import write_text_atomically
+from readback.run_record import RunRecord
+from sut.load_plan import OVERRIDE_FLAGS
+from sut.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
 AUDIT_CONFIG_FILE = "audit.config"
-#: what LoadGen 6 logs (key ``warning_generic_message``) when it has read an audit file
 
 
 @dataclass(frozen=True)
@@ -94,3 +100,31 @@ def stage_audit_config(run_dir: Path, test: ComplianceTest | None) -> Path:
         write_text_atomically(path, test.audit_config_text())
         log.info("%s: staged %s for LoadGen", test.name, path)
     return path
+
+
+#: the options a compliance run and its performance run must share: the quick-run flags set by hand
+SHARED_OVERRIDES = ("duration_s", "target_qps", "target_latency_ms", "count")
+
+
+def settings_unlike(performance: RunRecord, run_settings: RunSettings, count: int | None) -> list[str]:
+    """How a compliance run's settings (``run_settings``, and ``--count``) differ from those of its performance
+    run: a quick-run flag set in one and not the other or to another value, other config files. Values each run
+    measured for itself (a quick run's calibration) are not compared."""
+    def chosen(overrides) -> dict[str, float]:
+        return {o.option: o.value for o in overrides if o.option in SHARED_OVERRIDES}
+
+    theirs, ours = chosen(performance.settings.overrides), chosen(run_settings.overrides)
+    if count is not None:
+        ours["count"] = count
+
+    def described(values: dict[str, float], option: str) -> str:
+        return f"{OVERRIDE_FLAGS[option]} {values[option]:g}" if option in values else f"no {OVERRIDE_FLAGS[option]}"
+
+    differences = [f"{described(theirs, option)} there, {described(ours, option)} here"
+                   for option in SHARED_OVERRIDES if theirs.get(option) != ours.get(option)]
+    their_files = [(Path(file.path).name, file.sha256) for file in performance.settings.config_files]
+    our_files = [(Path(file.path).name, file.sha256) for file in run_settings.config_files]
+    if their_files != our_files:
+        differences.append(f"config files {', '.join(name for name, _ in their_files)} there, "
+                           f"{', '.join(name for name, _ in our_files)} here (or their contents differ)")
+    return differences

@@ -22,8 +22,8 @@ from sut.stall import DEFAULT_STALL_CEILING_S, DEFAULT_STALL_FLOOR_S, StallLimit
 
 DEFAULT_RESULTS_DIR = Path("results")
 #: The folded backend's Offline batches (reviews, token ids): large, because its kernel streams a whole batch
-#: through each 4.7 MB tile of its tables while the tile stays in cache; 4,096 reviews ran 1.9 times as fast
-#: as 64 here. (The torch backends would hold (ids x 1024) activations: 4 GB at 1M ids.)
+#: through each 4.7 MB tile of its tables while the tile stays in cache, so larger batches run faster per
+#: review. (The torch backends would hold (ids x 1024) activations: 4 GB at 1M ids.)
 OFFLINE_BATCHING = (4096, 1 << 20)
 #: Batches (reviews, token ids) otherwise: small, so that a Server batch's time stays well inside the latency
 #: bound, and the torch backends' activations small

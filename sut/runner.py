@@ -1,9 +1,11 @@
 """One run from start to finish, in five steps a reader can follow top to bottom (:func:`run_benchmark`):
 
-1. plan: check the options, load LoadGen's settings, check the runs a compliance test compares with;
+1. plan: check the options, load LoadGen's settings, check the runs a compliance test compares with (and warn
+   of settings unlike its performance run's: :func:`sut.compliance.settings_unlike`);
    nothing is loaded yet, so a mistake costs nothing;
 2. prepare: the reviews, the query set LoadGen will build, the executor (this process's backend, or Ray
-   actors: :func:`make_executor`, the one place that chooses), a quick run's calibration (watched as the test is);
+   actors: :func:`make_executor`, the one place that chooses), a quick run's calibration
+   (:func:`sut.calibration.calibrate`, watched as the test is);
 3. run: the SUT over the executor, a new run folder, the LoadGen test (or a Server peak search);
 4. record: ``run.json`` (:mod:`readback.run_record`), written as the run starts and however it ends
    (:func:`sut.run_folder.recording`);
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sys
 import time
@@ -35,33 +36,23 @@ from qsl.locations import resolve_dataset_path
 from qsl.reviews import TEST_SPLIT_REVIEWS
 from qsl.token_cache import TokenizedSplit, load_test_split
 from readback.accuracy import check_accuracy_log
-from readback.benchmark import SCENARIOS as BENCHMARK_SCENARIOS
 from readback.loadgen_log import read_result
 from readback.provenance import git_commit, machine, package_versions
 from readback.run_process import this_process
 from readback.run_record import RECORD_VERSION, BackendInfo, ComplianceInfo, DatasetInfo, RunRecord, SutInfo
 from readback.settings_record import LoadPlan
 from readback.test01 import Baselines, Verification, check_baselines, verify_test01
-from sut.calibration import MARGIN, PHASE, measure_offline_rate, measure_query_latency
-from sut.compliance import ComplianceTest, compliance_test, stage_audit_config
+from sut.calibration import calibrate
+from sut.compliance import ComplianceTest, compliance_test, settings_unlike, stage_audit_config
 from sut.config import RunConfig
 from sut.executor import Executor
-from sut.load_plan import (
-    OFFLINE_SLACK,
-    OVERRIDE_FLAGS,
-    SEQUENTIAL_SLACK,
-    bound_server_backlog,
-    check_run_settings,
-    memory_bound_bytes,
-    plan_bytes_per_query,
-)
+from sut.load_plan import bound_server_backlog, check_run_settings
 from sut.loadgen_driver import LoadGenTest
 from sut.local_executor import LocalExecutor
 from sut.peak_search import run_peak_search
 from sut.run_folder import new_run_dir, peak_rss_bytes, recording, refuse_unusable_output
 from sut.settings import Override, RunSettings, load_run_settings, warn_of_settings_used_otherwise
 from sut.system import Seq2CNNSystem, server_batch_wait_s
-from sut.watched_phase import WatchedCalls, run_watched_phase
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +95,9 @@ def run_benchmark(config: RunConfig, backend: Backend | None = None, command: li
     plan = plan_run(config)
     reviews = load_reviews(config, plan)
     with opened_executor(config, backend) as executor:
-        calibrate(config, plan, reviews, executor)
+        if config.calibrates:  # step 2c: a quick run's queries sized from a measurement, watched as the test is
+            calibrate(config, plan.run_settings, reviews.split, executor)
+            plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
         plan.load = replace(plan.load, max_outstanding_queries=bound_server_backlog(plan.run_settings, plan.load))
         qsl = ImdbQSL(reviews.split, reviews.loaded_samples)
         batch_wait_s = server_batch_wait_s(config.batch_wait_ms, plan.run_settings) if config.scenario == "Server" else 0.0
@@ -148,34 +141,6 @@ def plan_run(config: RunConfig) -> RunPlan:
     return RunPlan(run_settings, test, baselines)
 
 
-#: the options a compliance run and its performance run must share: the quick-run flags set by hand
-SHARED_OVERRIDES = ("duration_s", "target_qps", "target_latency_ms", "count")
-
-
-def settings_unlike(performance: RunRecord, run_settings: RunSettings, count: int | None) -> list[str]:
-    """How a compliance run's settings (``run_settings``, and ``--count``) differ from those of its performance
-    run: a quick-run flag set in one and not the other or to another value, other config files. Values each run
-    measured for itself (a quick run's calibration) are not compared."""
-    def chosen(overrides) -> dict[str, float]:
-        return {o.option: o.value for o in overrides if o.option in SHARED_OVERRIDES}
-
-    theirs, ours = chosen(performance.settings.overrides), chosen(run_settings.overrides)
-    if count is not None:
-        ours["count"] = count
-
-    def described(values: dict[str, float], option: str) -> str:
-        return f"{OVERRIDE_FLAGS[option]} {values[option]:g}" if option in values else f"no {OVERRIDE_FLAGS[option]}"
-
-    differences = [f"{described(theirs, option)} there, {described(ours, option)} here"
-                   for option in SHARED_OVERRIDES if theirs.get(option) != ours.get(option)]
-    their_files = [(Path(file.path).name, file.sha256) for file in performance.settings.config_files]
-    our_files = [(Path(file.path).name, file.sha256) for file in run_settings.config_files]
-    if their_files != our_files:
-        differences.append(f"config files {', '.join(name for name, _ in their_files)} there, "
-                           f"{', '.join(name for name, _ in our_files)} here (or their contents differ)")
-    return differences
-
-
 def load_reviews(config: RunConfig, plan: RunPlan) -> Reviews:
     """Step 2a: the tokenised test split (``--count`` of it), and the query set LoadGen will build from it."""
     dataset_path = resolve_dataset_path(config.dataset_path)
@@ -189,7 +154,7 @@ def load_reviews(config: RunConfig, plan: RunPlan) -> Reviews:
     plan.load = check_run_settings(plan.run_settings, len(split) if config.accuracy else loaded)
     if config.scenario == "Server" and "OMP_WAIT_POLICY" not in os.environ:
         # The kernel's OpenMP threads would otherwise spin between batches, taking the core that LoadGen's
-        # issue thread and the SUT's batching need: p99 103 ms instead of 40 ms at 2,000 queries/s here.
+        # issue thread and the SUT's batching need, which raises Server's tail latency.
         # Read when OpenMP starts (the kernel's first call), so set before the backend is made.
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return Reviews(dataset_path, whole, split, loaded)
@@ -219,47 +184,6 @@ def opened_executor(config: RunConfig, backend: Backend | None) -> Iterator[Exec
         executor.close(drain=False)
         raise
     executor.close()
-
-
-def calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, executor: Executor) -> None:
-    """Step 2c: size a quick run's queries from what the executor measures (see :mod:`sut.calibration`): Offline's
-    rate, SingleStream's and MultiStream's latency. The measurement is watched as the run is
-    (:mod:`sut.watched_phase`): a batch past its stall bound, or the backend failing with an error of any Python
-    type, is an inference failure (exit 3)."""
-    if not config.calibrates:
-        return
-    run_watched_phase(PHASE, executor, config.stall_limits, lambda calls: _calibrate(config, plan, reviews, calls))
-
-
-def _calibrate(config: RunConfig, plan: RunPlan, reviews: Reviews, calls: WatchedCalls) -> None:
-    if config.scenario != "Offline":
-        samples = int(plan.run_settings.test_settings.multi_stream_samples_per_query) \
-            if config.scenario == "MultiStream" else 1
-        mean_s = measure_query_latency(calls, reviews.split, samples)
-        expected_ns = max(1, round(mean_s / MARGIN * 1e9))
-        # no lower than what keeps the prepared queries within the memory bound (a long --time: fewer, slower ones)
-        per_query = plan_bytes_per_query(config.scenario, samples)
-        fitting_ns = math.ceil(SEQUENTIAL_SLACK * config.duration_s * 1e9 * per_query / (0.9 * memory_bound_bytes()))
-        expected_ns = max(expected_ns, fitting_ns)
-        lasts = SEQUENTIAL_SLACK * mean_s * 1e9 / expected_ns  # the prepared queries, in --time at the measured pace
-        log.info("%s expected latency set to %.4f ms (the %.4f ms mean measured / %g%s), so that the queries LoadGen "
-                 "prepares (for twice --time at that pace; it stops at --time) last at least --time %g s, as a VALID "
-                 "run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
-                 mean_s * 1e3, MARGIN, ", raised so that they fit in memory" if expected_ns == fitting_ns else "",
-                 config.duration_s, lasts)
-        setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
-        plan.run_settings.add_override(Override("calibrated_latency_ms", round(expected_ns / 1e6, 6),
-                                                {setting: expected_ns}))
-        plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
-        return
-    measured = measure_offline_rate(calls, reviews.split, *config.batching())
-    rate = round(MARGIN * measured, 1)
-    log.info("Offline expected rate set to %s samples/s: %g x the %s measured, so that the query (LoadGen adds 10%%) "
-             "lasts at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster "
-             "(about %.0f s at the measured pace)", f"{rate:,.1f}", MARGIN, f"{measured:,.0f}", config.duration_s,
-             MARGIN * OFFLINE_SLACK, MARGIN * OFFLINE_SLACK * config.duration_s)
-    plan.run_settings.add_override(Override("calibrated_qps", rate, {"offline_expected_qps": rate}))
-    plan.load = check_run_settings(plan.run_settings, reviews.loaded_samples)
 
 
 def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, reviews: Reviews, executor: Executor,

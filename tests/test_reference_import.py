@@ -151,9 +151,8 @@ def test_existing_output_is_not_overwritten(reference_state, tmp_path):
 
 
 def test_main_prints_one_line_error_and_exits_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exited:
-        model.reference_import.main([str(tmp_path / "missing.pth"), "--output", str(tmp_path / "out.safetensors")])
-    assert exited.value.code == 2
+    assert model.reference_import.main([str(tmp_path / "missing.pth"), "--output",
+                                        str(tmp_path / "out.safetensors")]) == 2
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr
     assert stderr.strip().count("\n") == 0 and "missing.pth" in stderr

@@ -24,7 +24,8 @@ otherwise; an ``accuracy.txt`` already there (the run's own, which its
 status: 0 when the log is complete and well-formed and the accuracy meets the
 99% target (or is not judged, with ``--count`` or ``--unofficial-dataset``), 1
 otherwise, 2 when the log, labels or reference cannot be read, the test split is
-not IMDB v1.0's, or the default report file exists.
+not IMDB v1.0's, or the default report file exists, 3 for an error of this
+program's own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ import logging
 import sys
 from pathlib import Path
 
+from common.errors import run_command
 from common.files import write_text_atomically
 from common.text import plain
-from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import checked_test_labels, dataset_root
 from readback.accuracy import (
@@ -48,6 +49,8 @@ from readback.accuracy import (
     resolved_reference,
 )
 from readback.run_files import ACCURACY_REPORT_FILE
+
+log = logging.getLogger("tools.accuracy_imdb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,26 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: check(args), log)
 
+
+def check(args: argparse.Namespace) -> int:
+    """Score the log the command line names, write and print the report: 1 when it fails, else 0."""
     output = args.output or args.mlperf_accuracy_file.parent / ACCURACY_REPORT_FILE
     if args.output is None and output.exists():
-        print(f"error: {output} exists: it is the run's own report, and its run.json agrees with it; pass "
-              "--output FILE to write this check elsewhere", file=sys.stderr)
-        return 2
-    try:
-        reference, source = resolved_reference(args.reference_accuracy)
-        all_labels, unofficial = checked_test_labels(dataset_root(args.dataset_path), args.unofficial_dataset)
-        count = len(all_labels) if args.count is None else args.count
-        if not 0 < count <= len(all_labels):
-            raise AccuracyCheckError(f"--count {count} is outside 1..{len(all_labels)} (the test split's size)")
-        judged = count == len(all_labels) and unofficial is None
-        report = accuracy_report(decode_accuracy_log(args.mlperf_accuracy_file, count), all_labels[:count],
-                                 reference, source, judged=judged,
-                                 not_judged_reason=None if judged else not_judged_because(count, unofficial))
-    except (AccuracyCheckError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
+        raise AccuracyCheckError(f"{output} exists: it is the run's own report, and its run.json agrees with it; "
+                                 "pass --output FILE to write this check elsewhere")
+    reference, source = resolved_reference(args.reference_accuracy)
+    all_labels, unofficial = checked_test_labels(dataset_root(args.dataset_path), args.unofficial_dataset)
+    count = len(all_labels) if args.count is None else args.count
+    if not 0 < count <= len(all_labels):
+        raise AccuracyCheckError(f"--count {count} is outside 1..{len(all_labels)} (the test split's size)")
+    judged = count == len(all_labels) and unofficial is None
+    report = accuracy_report(decode_accuracy_log(args.mlperf_accuracy_file, count), all_labels[:count],
+                             reference, source, judged=judged,
+                             not_judged_reason=None if judged else not_judged_because(count, unofficial))
     write_text_atomically(output, report.text())
     print(report.text(), end="")
     print(f"report written to {output}")

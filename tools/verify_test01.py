@@ -7,7 +7,8 @@ again on its own, e.g. into another folder. What is checked and the files
 written (``verify_accuracy.txt``, ``verify_performance.txt``,
 ``verification.json``) are described in :mod:`readback.test01`. Exit status: 0
 when both checks pass, 1 when either fails, 2 when the runs cannot be compared
-(the message says why and what to pass instead).
+(the message says why and what to pass instead), 3 for an error of this
+program's own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import logging
 import sys
 from pathlib import Path
 
+from common.errors import run_command
 from common.text import plain
-from readback.test01 import Baselines, VerificationError, verify_test01
+from readback.test01 import Baselines, verify_test01
+
+log = logging.getLogger("tools.verify_test01")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="where the verify_*.txt files go (default: the compliance run's folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        verification = verify_test01(args.compliance_run, Baselines(args.accuracy_run, args.performance_run), args.output_dir)
-    except VerificationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: verify(args), log)
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Verify the compliance run against its two baselines and print the verdict: 0 passed, 1 failed."""
+    verification = verify_test01(args.compliance_run, Baselines(args.accuracy_run, args.performance_run), args.output_dir)
     print(verification.summary_line())
     return 0 if verification.passed else 1
 

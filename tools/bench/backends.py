@@ -32,11 +32,13 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common.errors import BadInputError, run_command
 from common.files import sha256_of_file, write_text_atomically
 from common.text import plain
 from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
@@ -144,7 +146,72 @@ def one_review_p90_ms(backend: Backend, split: TokenizedSplit, seconds: float, c
     return float(np.percentile(times_ns, 90)) / 1e6
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+class BenchError(BadInputError):
+    """The bench cannot run as asked: an output file that exists, reference logits of other weights or reviews."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the table: a backend in one table precision, and how it is measured.
+
+    The one place that knows what sets the folded backend apart: it is fast enough to be measured on
+    ``--fast-count`` reviews in Offline-sized batches and scored on the whole test split (accuracy, and each
+    precision's agreement with fp32), and it streams tables, whose read speed is a figure of its own.
+    """
+
+    name: str
+    precision: str = "fp32"
+
+    @property
+    def label(self) -> str:
+        """The row's name: the backend, with its precision unless fp32."""
+        return self.name if self.precision == "fp32" else f"{self.name}-{self.precision}"
+
+    @property
+    def fast(self) -> bool:
+        """The folded backend: measured on more reviews, scored on the whole split, its tables' read speed."""
+        return self.name == "folded"
+
+    def repeats(self, asked: int) -> int:
+        """Throughput passes: one for the reference (slow), else ``asked``."""
+        return 1 if self.name == "reference" else asked
+
+    def table_bytes_per_review(self, lengths: np.ndarray) -> float | None:
+        """Table bytes the backend reads per review on average (every token reads its 7 table rows once per
+        review), or None for a backend without tables."""
+        if not self.fast:
+            return None
+        return float(np.mean(np.minimum(lengths, 1000))) * 7 * 1024 * TABLE_VALUE_BYTES[self.precision]
+
+
+def variants(backends: list[str], precisions: list[str]) -> list[Variant]:
+    """The rows, in order: each backend, the folded one once per table precision asked for."""
+    return [Variant(name, precision) for name in backends
+            for precision in (precisions if Variant(name).fast else ["fp32"])]
+
+
+@dataclass
+class BenchData:
+    """The reviews measured: the whole test split, its first ``--count`` and their token counts, the token counts
+    of its first ``--fast-count``, and the reference's logits of the whole split (``--reference-logits``)."""
+
+    full: TokenizedSplit
+    split: TokenizedSplit
+    lengths: np.ndarray
+    fast_lengths: np.ndarray
+    reference_all: np.ndarray | None
+
+
+@dataclass
+class Yardsticks:
+    """What later rows are compared with, as the rows are measured: the reference's rate and logits (on
+    ``--count`` reviews), the folded fp32 logits of the whole split."""
+
+    reference: tuple[float, np.ndarray] | None = None
+    folded_fp32_all: np.ndarray | None = None
+
+
+def parse_args(argv: list[str] | None, prog: str | None) -> argparse.Namespace:
     """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
     parser = argparse.ArgumentParser(prog=prog, description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,12 +233,37 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--reference-logits", type=Path, help=".npz from 'model.evaluate --save-logits' (all 25,000 reviews)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--output", type=Path, default=Path("bench.json"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.output.exists():
-        print(f"error: {args.output} already exists; pass another --output", file=sys.stderr)
-        return 2
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command line; ``prog`` names it in the usage line (default: the script's file name)."""
+    args = parse_args(argv, prog)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: bench(args), log)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Measure every row the command line asks for, write the JSON, print the table."""
+    if args.output.exists():
+        raise BenchError(f"{args.output} already exists; pass another --output")
+    data = load_data(args)
+    peak = matmul_flops()
+    memory_speed = memory_read_bytes_per_s()
+    yardsticks = Yardsticks()
+    rows = []
+    for variant in variants(args.backends, args.precisions):
+        row = measure_variant(variant, args, data, yardsticks, peak)
+        rows.append(row)
+        log.info("%s: %s", variant.name, row)
+    write_json(args, data, peak, memory_speed, rows)
+    print_table(args, data, peak, memory_speed, rows)
+    return 0
+
+
+def load_data(args: argparse.Namespace) -> BenchData:
+    """The test split, the parts measured, and the reference's logits of the whole split if given (checked to
+    be of these weights and reviews)."""
     full = load_test_split(args.dataset_path, unofficial_dataset=args.unofficial_dataset)
     split = full.head(args.count)
     fast_lengths = np.array([len(ids) for ids in full.head(args.fast_count).token_ids])
@@ -180,70 +272,79 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.reference_logits:
         with np.load(args.reference_logits, allow_pickle=False) as saved:
             if str(saved["weights_sha256"]) != sha256_of_file(args.model_path) or list(saved["names"]) != full.names:
-                print(f"error: {args.reference_logits} was made with other weights or reviews", file=sys.stderr)
-                return 2
+                raise BenchError(f"{args.reference_logits} was made with other weights or reviews")
             reference_all = saved["logits"]
+    return BenchData(full, split, lengths, fast_lengths, reference_all)
 
-    peak = matmul_flops()
-    memory_speed = memory_read_bytes_per_s()
-    rows, reference_rate, reference_logits, folded_fp32_all = [], None, None, None
-    variants = [(name, precision) for name in args.backends
-                for precision in (args.precisions if name == "folded" else ["fp32"])]
-    for name, precision in variants:
-        backend = create_backend(name, args.model_path, threads=args.threads, precision=precision)
-        default_reviews, default_tokens = RunConfig(scenario="Offline", backend=name).batching()
-        batch_reviews, batch_tokens = args.batch_reviews or default_reviews, args.batch_tokens or default_tokens
+
+def measure_variant(variant: Variant, args: argparse.Namespace, data: BenchData, yardsticks: Yardsticks,
+                    peak: float) -> dict:
+    """One row: throughput, agreement with the reference (and, for the folded backend, accuracy on the whole
+    split and agreement with fp32), SingleStream latency, arithmetic and table read rates. Records the
+    reference's and folded fp32's results in ``yardsticks`` for the rows after them."""
+    name, precision, full, split = variant.name, variant.precision, data.full, data.split
+    backend = create_backend(name, args.model_path, threads=args.threads, precision=precision)
+    default_reviews, default_tokens = RunConfig(scenario="Offline", backend=name).batching()
+    batch_reviews, batch_tokens = args.batch_reviews or default_reviews, args.batch_tokens or default_tokens
+    if variant.fast:  # measured on more reviews, in batches as large as Offline runs them
+        rate, _ = throughput(backend, full.head(args.fast_count), batch_reviews, batch_tokens, args.repeats)
+        logits = batched_logits(backend, split, length_sorted_batches(
+            [len(ids) for ids in split.token_ids], batch_reviews, batch_tokens))
+    else:
+        rate, logits = throughput(backend, split, batch_reviews, batch_tokens, variant.repeats(args.repeats))
+    if name == "reference":
+        yardsticks.reference = rate, logits
+    row = {"backend": variant.label, "precision": precision, "reviews_per_s": rate, "batch_reviews": batch_reviews,
+           "batch_tokens": batch_tokens}
+    if yardsticks.reference is not None:
+        reference_rate, reference_logits = yardsticks.reference
+        row["ratio_to_reference"] = rate / reference_rate
+        row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
+        row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
+        row["agreement_reviews"] = len(split)
+    compared_whole = data.reference_all is not None and name != "reference"
+    all_logits = None  # the whole split's, once, for the folded backend's figures and --reference-logits
+    if variant.fast or compared_whole:
         all_batches = length_sorted_batches([len(ids) for ids in full.token_ids], batch_reviews, batch_tokens)
-        label = name if precision == "fp32" else f"{name}-{precision}"
-        if name == "folded":  # fast: measured on more reviews, in batches as large as Offline runs them
-            rate, _ = throughput(backend, full.head(args.fast_count), batch_reviews, batch_tokens, args.repeats)
-            logits = batched_logits(backend, split, length_sorted_batches(
-                [len(ids) for ids in split.token_ids], batch_reviews, batch_tokens))
-        else:
-            rate, logits = throughput(backend, split, batch_reviews, batch_tokens,
-                                      1 if name == "reference" else args.repeats)
-        if name == "reference":
-            reference_rate, reference_logits = rate, logits
-        row = {"backend": label, "precision": precision, "reviews_per_s": rate, "batch_reviews": batch_reviews,
-               "batch_tokens": batch_tokens}
-        if reference_logits is not None:
-            row["ratio_to_reference"] = rate / reference_rate
-            row["label_agreement"] = float((logits.argmax(1) == reference_logits.argmax(1)).mean())
-            row["max_logit_difference"] = float(np.abs(logits - reference_logits).max())
-            row["agreement_reviews"] = len(split)
-        if name == "folded":  # fast enough for all 25,000: accuracy, and bf16's and int8's agreement with fp32
-            all_logits = batched_logits(backend, full, all_batches)
-            row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
-            if precision == "fp32":
-                folded_fp32_all = all_logits
-            elif folded_fp32_all is not None:
-                row["agreement_with_fp32"] = float((all_logits.argmax(1) == folded_fp32_all.argmax(1)).mean())
-                row["max_logit_difference_to_fp32"] = float(np.abs(all_logits - folded_fp32_all).max())
-        if reference_all is not None and name != "reference":
-            all_logits = batched_logits(backend, full, all_batches)
-            row["label_agreement"] = float((all_logits.argmax(1) == reference_all.argmax(1)).mean())
-            row["label_disagreements"] = int((all_logits.argmax(1) != reference_all.argmax(1)).sum())
-            row["max_logit_difference"] = float(np.abs(all_logits - reference_all).max())
-            row["agreement_reviews"] = len(full)
-            row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
-        row["singlestream_p90_estimate_ms"] = singlestream_p90_estimate_ms(
-            backend, args.dataset_path, args.singlestream_seconds, args.count, precision)
-        row["one_review_p90_ms"] = one_review_p90_ms(backend, split, args.singlestream_seconds)
-        measured = fast_lengths if name == "folded" else lengths
-        row["own_gflop_per_s"] = rate * own_flop_per_review(name, measured) / 1e9
-        if name == "folded":  # every token reads its 7 table rows once per review
-            row["table_gb_per_s"] = rate * float(np.mean(np.minimum(measured, 1000))) * 7 * 1024 * \
-                TABLE_VALUE_BYTES[precision] / 1e9
-        row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
-        rows.append(row)
-        log.info("%s: %s", name, row)
+        all_logits = batched_logits(backend, full, all_batches)
+    if variant.fast:  # fast enough for all 25,000: accuracy, and bf16's and int8's agreement with fp32
+        row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
+        if precision == "fp32":
+            yardsticks.folded_fp32_all = all_logits
+        elif yardsticks.folded_fp32_all is not None:
+            fp32_all = yardsticks.folded_fp32_all
+            row["agreement_with_fp32"] = float((all_logits.argmax(1) == fp32_all.argmax(1)).mean())
+            row["max_logit_difference_to_fp32"] = float(np.abs(all_logits - fp32_all).max())
+    if compared_whole:
+        reference_all = data.reference_all
+        row["label_agreement"] = float((all_logits.argmax(1) == reference_all.argmax(1)).mean())
+        row["label_disagreements"] = int((all_logits.argmax(1) != reference_all.argmax(1)).sum())
+        row["max_logit_difference"] = float(np.abs(all_logits - reference_all).max())
+        row["agreement_reviews"] = len(full)
+        row["accuracy"] = float((all_logits.argmax(1) == full.labels).mean())
+    row["singlestream_p90_estimate_ms"] = singlestream_p90_estimate_ms(
+        backend, args.dataset_path, args.singlestream_seconds, args.count, precision)
+    row["one_review_p90_ms"] = one_review_p90_ms(backend, split, args.singlestream_seconds)
+    measured = data.fast_lengths if variant.fast else data.lengths
+    row["own_gflop_per_s"] = rate * own_flop_per_review(name, measured) / 1e9
+    if (table_bytes := variant.table_bytes_per_review(measured)) is not None:
+        row["table_gb_per_s"] = rate * table_bytes / 1e9
+    row["share_of_matmul_peak"] = row["own_gflop_per_s"] * 1e9 / peak
+    return row
 
+
+def write_json(args: argparse.Namespace, data: BenchData, peak: float, memory_speed: float, rows: list[dict]) -> None:
+    """The machine's figures and the rows, to ``--output``."""
     report = {"matmul_fp32_gflop_per_s": peak / 1e9, "memory_read_gb_per_s": memory_speed / 1e9, "reviews": args.count,
-              "fast_reviews": args.fast_count, "mean_tokens": float(lengths.mean()),
+              "fast_reviews": args.fast_count, "mean_tokens": float(data.lengths.mean()),
               "threads": torch.get_num_threads(), "rows": rows}
     write_text_atomically(args.output, json.dumps(report, indent=2) + "\n")
+
+
+def print_table(args: argparse.Namespace, data: BenchData, peak: float, memory_speed: float, rows: list[dict]) -> None:
+    """The machine's figures, one line per row, and what the columns mean."""
     print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s, memory read {memory_speed / 1e9:.1f} GB/s (one thread); "
-          f"{args.count} test reviews, mean {lengths.mean():.0f} token ids")
+          f"{args.count} test reviews, mean {data.lengths.mean():.0f} token ids")
     print(f"{'backend':<12} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} "
           f"{'1-rev p90':>9} {'GFLOP/s':>8} {'% matmul':>8} {'accuracy':>9} {'vs fp32':>8}")
     for row in rows:
@@ -258,7 +359,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"agreement over {rows[-1].get('agreement_reviews', args.count)} reviews; SS p90 est: LoadGen's early-stopping "
           f"estimate of the p90 latency in a {args.singlestream_seconds:g} s SingleStream run; 1-rev p90: the "
           f"backend alone on one review at a time, the same reviews shuffled (ms); JSON: {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

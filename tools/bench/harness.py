@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import BadInputError, InferenceFailedError, run_command
 from common.files import write_text_atomically
 from common.text import plain
 from qsl.locations import DATASET_LOOKUP_HELP
@@ -77,11 +78,11 @@ def measure(path: str, workers: int, samples: int, dataset_path: Path | None, wo
                           env=env, timeout=900)
     lines = [line for line in done.stdout.splitlines() if line.startswith("HARNESS ")]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the {path} run with {workers} worker(s) ended with {done.returncode}:\n"
+        raise InferenceFailedError(f"the {path} run with {workers} worker(s) ended with {done.returncode}:\n"
                            f"{done.stderr[-3000:]}")
     figures = json.loads(lines[-1][len("HARNESS "):])
     if figures["completion"] != path:
-        raise RuntimeError(f"asked for the {path} path, the run answered with {figures['completion']}: "
+        raise BadInputError(f"asked for the {path} path, the run answered with {figures['completion']}: "
                            "see its log (is pyelftools installed?)")
     return figures
 
@@ -97,9 +98,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: bench(args), log)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Measure every row the command line asks for, print the table, write the JSON."""
     if args.output is not None and args.output.exists():
-        print(f"error: {args.output} already exists; pass another --output", file=sys.stderr)
-        return 2
+        raise BadInputError(f"{args.output} already exists; pass another --output")
     rows = []
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as work:
         for path in args.paths:

@@ -29,20 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import run_command
 from common.text import plain
 from model.paths import DEFAULT_WEIGHTS
 from qsl.locations import DATASET_LOOKUP_HELP, resolve_dataset_path
 from qsl.token_cache import load_test_split
 from qsl.vocabulary import DEFAULT_VOCABULARY
+from sut.ray_actor import BackendActor
 from sut.ray_cluster import RayCluster
-from sut.ray_pool import (
-    ActorPool,
-    BackendActor,
-    actor_spec,
-    decode_batch,
-    encode_batch,
-    encode_result,
-)
+from sut.ray_pool import ActorPool, actor_spec
+from sut.ray_wire import decode_batch, encode_batch, encode_result
 
 log = logging.getLogger("bench_ray")
 
@@ -127,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_command(lambda: bench(args), log)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Measure what the command line asks for, print the tables, write the JSON."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as a latency run's actors have it
     split = load_test_split(resolve_dataset_path(args.dataset_path), DEFAULT_VOCABULARY,
                             unofficial_dataset=args.unofficial_dataset)

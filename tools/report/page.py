@@ -43,7 +43,8 @@ receives ``report.html`` and the PNG figures; the page embeds the same PNGs as
 data URIs and its CSS inline, so it opens with no network. Everything is
 written into a temporary folder beside the output and renamed into place at
 the end, so a failure leaves no half-written report. Exit status: 0 written,
-2 bad input (the message says what, where and what to do).
+2 bad input (the message says what, where and what to do), 3 an error of this
+program's own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from common.errors import run_command
 from common.files import atomic_directory
 from common.text import plain
 from readback.benchmark import MODEL_NAME
@@ -255,12 +257,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        page = write_report(args.source, args.output)
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"report: {page}")
+    return run_command(lambda: _write_and_say(args.source, args.output), log)
+
+
+def _write_and_say(source: Path, output: Path | None) -> int:
+    print(f"report: {write_report(source, output)}")
     return 0
 
 

@@ -52,7 +52,8 @@ without it. MLPerf's own checker refuses such a tree all the same.
 Output: one line ``PATH: problem`` per problem (in a rehearsal, ``expected of
 a quick run: PATH: finding`` before them), then a summary line. Exit status 0
 when there is no problem, 1 when there is any, 2 when the folder is not a
-submission tree or an option is unusable.
+submission tree or an option is unusable, 3 for an error of this program's
+own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -67,15 +68,13 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from common.errors import BadInputError
+from common.errors import BadInputError, run_command
 from common.text import plain, with_article
-from qsl.errors import DatasetError
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import checked_test_labels, dataset_root
-from readback.accuracy import AccuracyCheckError
 from readback.benchmark import MODEL_NAME, SCENARIOS
 from readback.loadgen_log import ACCURACY_FILE
-from sut.settings import DEFAULT_MLPERF_CONF, ConfigError
+from sut.settings import DEFAULT_MLPERF_CONF
 from tools.submission import layout
 from tools.submission.scenario_checks import (
     ScenarioCheck,
@@ -369,15 +368,16 @@ def main(argv: list[str] | None = None) -> int:
                              "met, a failed TEST01 speed check) is listed as expected; every other check counts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if not args.submission.is_dir():
-            raise UsageError(f"{args.submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
-        submitter_dirs(args.submission)  # a folder that is no tree is refused before the labels are read
-        labels = checked_test_labels(dataset_root(args.dataset_path))[0] if args.labels or args.dataset_path else None
-        checker = check_tree(args.submission, args.mlperf_conf, labels, args.rehearsal)
-    except (UsageError, ConfigError, DatasetError, AccuracyCheckError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: check_and_say(args), log)
+
+
+def check_and_say(args: argparse.Namespace) -> int:
+    """Check the tree the command line names and print the findings: 1 when there are problems, else 0."""
+    if not args.submission.is_dir():
+        raise UsageError(f"{args.submission} is not a folder; pass the --output folder of 'python -m tools.submission'")
+    submitter_dirs(args.submission)  # a folder that is no tree is refused before the labels are read
+    labels = checked_test_labels(dataset_root(args.dataset_path))[0] if args.labels or args.dataset_path else None
+    checker = check_tree(args.submission, args.mlperf_conf, labels, args.rehearsal)
     for problem in checker.expected:
         print(f"expected of a quick run: {problem}")
     for problem in checker.problems:

@@ -35,6 +35,9 @@ then reads the tree: when it finds problems (quick runs, a failed TEST01, a
 scenario the system type does not allow), the packer warns that MLPerf's
 checker will refuse the tree and names them; ``python -m
 tools.check_submission SUBMISSION_DIR`` lists them all.
+
+Exit status: 0 written, 2 refused (the message says what and where), 3 an
+error of this program's own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from common.errors import run_command
 from common.files import atomic_directory, sha256_of_file
 from common.text import ordinal, plain
 from readback.benchmark import MODEL_NAME
@@ -73,7 +77,6 @@ from tools.submission.runs import (
 from tools.submission.source import source_commit, write_source
 from tools.submission.system_description import (
     SystemConfig,
-    SystemConfigError,
     load_system_config,
     safe_name,
     system_description,
@@ -257,11 +260,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                                                 "(default: the one the runs recorded)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        base = assemble(args.runs, args.system, args.output, args.source_commit)
-    except (SubmissionError, SystemConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: pack(args), log)
+
+
+def pack(args: argparse.Namespace) -> int:
+    """Write the tree the command line asks for, then say the project's checker's verdict on it."""
+    base = assemble(args.runs, args.system, args.output, args.source_commit)
     print(f"submission written to {base}")
     say_checker_verdict(args.output)
     return 0

@@ -17,6 +17,9 @@ versions (installed packages). A reader that finds nothing says so
 networking, ...) comes from a small YAML file, ``configs/systems/<name>.yaml``,
 read by :func:`load_system_config`; see ``configs/systems/example.yaml``. That
 file may also replace or add any key under ``overrides:``.
+
+Exit status: 0 printed, 2 a YAML file that cannot be used (the message says
+what and where), 3 an error of this program's own (its traceback is logged).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from common.errors import BadInputError
+from common.errors import BadInputError, run_command
 from common.text import plain
 from readback.cluster import ClusterInfo
 from readback.provenance import REPO, package_versions, processor_name
@@ -279,12 +282,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("system", type=Path, help="system YAML file, e.g. configs/systems/example.yaml")
     args = parser.parse_args(argv)
-    try:
-        description = system_description(load_system_config(args.system))
-    except SystemConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(description, indent=2))
+    return run_command(lambda: _print_description(args.system), logger)
+
+
+def _print_description(system: Path) -> int:
+    print(json.dumps(system_description(load_system_config(system)), indent=2))
     return 0
 
 
