@@ -7,23 +7,27 @@ was reused, the second made again, every required run is in the tree once, and t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tools.campaign import command
+from common.errors import RunInterrupted
+from readback.provenance import git_commit
+from tools.campaign import command, launcher, preflight
 from tools.campaign.manifest import MANIFEST_FILE, Fingerprint, Manifest
 from tools.campaign.plan import KINDS, STARTUP_S, campaign_scenarios, plan_campaign, quick_rules_text
 from sut.settings import DEFAULT_MLPERF_CONF, DEFAULT_USER_CONF
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SYSTEM = REPO / "configs" / "systems" / "example.yaml"
-#: the longest a quick edge campaign may take here before the test gives up on it (it takes about 3 minutes)
+#: the longest a quick edge campaign may take before the test gives up on it (its plan expects a few minutes)
 CAMPAIGN_TIMEOUT_S = 1200
 
 
@@ -89,7 +93,7 @@ def test_a_folder_of_another_campaign_or_of_other_files_is_refused(tmp_path):
 
 
 def test_too_little_disk_for_the_plan_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(command, "free_bytes", lambda path: 10 << 20)
+    monkeypatch.setattr(preflight, "free_bytes", lambda path: 10 << 20)
     code = command.main(["--system", str(EXAMPLE_SYSTEM), "--folder", str(tmp_path / "c")])
     error = capsys.readouterr().err
     assert code == 2 and "0.0 GB free" in error and "need about" in error
@@ -105,6 +109,76 @@ def test_the_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert len(planned) == 9 and all(" expected " in line for line in planned)
     assert any(line.startswith("  total expected") for line in lines)
     assert not (tmp_path / "c").exists()
+
+
+def test_an_error_of_the_program_s_own_exits_3_with_its_traceback(tmp_path, monkeypatch, capsys, caplog):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the plan")
+
+    monkeypatch.setattr(command, "plan_campaign", broken)
+    with caplog.at_level(logging.ERROR, logger="tools.campaign"):
+        code = command.main(["--system", str(EXAMPLE_SYSTEM), "--folder", str(tmp_path / "c"), "--dry-run"])
+    assert code == 3
+    assert "error: TypeError: a bug in the plan (an error of this program's own" in capsys.readouterr().err
+    assert any(record.exc_info and record.exc_info[0] is TypeError for record in caplog.records)
+
+
+def _fake_run_py(tmp_path: Path, monkeypatch, body: str) -> None:
+    """The launcher starts ``body`` (Python) in place of run.py; the campaign runs as if the checkout were clean."""
+    script = tmp_path / "run.py"
+    script.write_text(body)
+    monkeypatch.setattr(launcher, "RUN_PY", script)
+    commit = git_commit()["commit"]
+    monkeypatch.setattr(command, "git_commit", lambda: {"commit": commit, "dirty": False})
+
+
+def test_a_run_that_ends_with_status_3_stops_the_campaign_with_3(tmp_path, monkeypatch, capsys):
+    _fake_run_py(tmp_path, monkeypatch, "import pathlib, sys\n"
+                 "pathlib.Path(sys.argv[sys.argv.index('--output-dir') + 1] + '.argv').write_text(' '.join(sys.argv))\n"
+                 "sys.exit(3)\n")
+    folder = tmp_path / "c"
+    code = command.main(["--system", str(EXAMPLE_SYSTEM), "--folder", str(folder)])
+    out = capsys.readouterr().out
+    assert code == 3
+    log_file = folder / "logs" / "SingleStream-accuracy-1.log"
+    assert f"[1/6] SingleStream accuracy: run.py ended with status 3; its output is in {log_file}" in out
+    assert "(tries: accuracy/performance/TEST01)" in out  # the table
+    tries = json.loads((folder / MANIFEST_FILE).read_text())["runs"]["SingleStream-accuracy"]
+    assert [(t["folder"], t["exit_status"]) for t in tries] == [("runs/SingleStream-accuracy-1", 3)]
+    argv = (folder / "runs" / "SingleStream-accuracy-1.argv").read_text().split()
+    assert argv[argv.index("--scenario") + 1] == "SingleStream" and "--accuracy" in argv
+    assert argv[argv.index("--mlperf-conf") + 1] == str(DEFAULT_MLPERF_CONF)
+
+
+def test_a_signal_stops_the_campaign_after_its_run_ends_recorded(tmp_path, monkeypatch, capsys):
+    _fake_run_py(tmp_path, monkeypatch, "import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(launcher, "STOP_CHILD_STEPS", ((0.2, signal.SIGTERM), (10.0, signal.SIGKILL)))
+    folder = tmp_path / "c"
+    started = folder / "logs" / "SingleStream-accuracy-1.log"
+    timer = threading.Thread(target=lambda: (_wait_for(started.exists, 30, "the first run"), time.sleep(0.5),
+                                             os.kill(os.getpid(), signal.SIGTERM)))
+    timer.start()
+    try:
+        code = command.main(["--system", str(EXAMPLE_SYSTEM), "--folder", str(folder)])
+    finally:
+        timer.join()
+    assert code == 143
+    assert "campaign stopped by SIGTERM; run the same command again to go on from here" in capsys.readouterr().err
+    tries = json.loads((folder / MANIFEST_FILE).read_text())["runs"]["SingleStream-accuracy"]
+    assert [t["exit_status"] for t in tries] == [-signal.SIGTERM]  # the child ended, and its status was saved
+
+
+def test_the_launcher_stops_its_child_when_a_signal_stops_the_parent(tmp_path, monkeypatch):
+    monkeypatch.setattr(launcher, "STOP_CHILD_STEPS", ((0.2, signal.SIGTERM), (10.0, signal.SIGKILL)))
+    process = launcher.start_run_py([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "logs" / "child.log")
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    before = signal.getsignal(signal.SIGTERM)
+    with launcher.stop_on_signals():
+        timer.start()
+        with pytest.raises(RunInterrupted) as stop:
+            launcher.wait_for_run_py(process)
+    assert stop.value.exit_code == 143 and process.returncode == -signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def _wait_for(predicate, timeout_s: float, what: str) -> None:

@@ -22,8 +22,8 @@ from tools.submission import layout
 
 #: the kinds of run each scenario of a submission needs, in the order a campaign makes them
 KINDS = ("accuracy", "performance", "TEST01")
-#: seconds a run.py process takes before LoadGen starts and after it ends (imports, cached tables and tokens,
-#: the checks and the record), measured here at 8-15 s
+#: seconds the plan adds to each run's LoadGen time for the run.py process before LoadGen starts and after it
+#: ends (imports, cached tables and tokens, the checks and the record)
 STARTUP_S = 15.0
 #: bytes a run writes per sample it completes (``sut_timings.npz``: two int64) and per accuracy-log entry
 TIMING_BYTES_PER_SAMPLE = 16

@@ -13,7 +13,9 @@ samples issued, the RSS at its end, and the p99 latency as the SUT saw it (from 
 What must hold (exit 0; 1 when one does not): the RSS after the first minute grows by at most
 :data:`MAX_RSS_GROWTH`, each window's p99 is within :data:`MAX_P99_RATIO` of the first window's, and every
 sample LoadGen issued was completed exactly once. The table goes to stdout, and with the samples of RSS to
-``soak.json`` in ``--folder``.
+``soak.json`` in ``--folder``. Exit 2 for bad input, 3 for an error of this program's own (its traceback
+logged), 130 / 143 when stopped by SIGINT / SIGTERM (the run in flight ends recorded first); a run that ended
+otherwise than 0 passes its exit status on.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -30,16 +30,23 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_VERDICT_FAILED
+from common.errors import EXIT_BAD_INPUT, EXIT_DONE, EXIT_VERDICT_FAILED, run_command
 from common.files import write_text_atomically
 from common.text import plain
 from model.backends import PRECISIONS
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import RunRecordError, read_run_record
+from tools.campaign.launcher import (
+    RunPySettings,
+    run_py,
+    run_py_command_line,
+    start_run_py,
+    stop_on_signals,
+    wait_for_run_py,
+)
 
 log = logging.getLogger("tools.soak")
 
-REPO = Path(__file__).resolve().parents[2]
 #: seconds between two samples of the run's resident memory
 RSS_EVERY_S = 5.0
 #: the RSS may grow by at most this share after the first minute
@@ -48,8 +55,8 @@ MAX_RSS_GROWTH = 0.05
 MAX_P99_RATIO = 1.5
 #: the memory baseline: the RSS this long after LoadGen starts (s)
 BASELINE_S = 60.0
-#: seconds of each find-peak probe: enough queries for the early-stopping p99 at a thousand queries/s (10 s
-#: probes at 1,000/s fell 1,195 queries short)
+#: seconds of each find-peak probe: long enough, at about a thousand queries/s, for the queries LoadGen's
+#: early-stopping estimate of the p99 needs (a shorter probe falls short of them and is INVALID)
 PEAK_PROBE_S = 30
 
 
@@ -97,18 +104,13 @@ class RssSampler:
         return self.samples
 
 
-def run_py(args: list[str]) -> int:
-    """``run.py`` with ``args`` in its own process; its exit code."""
-    return subprocess.call([sys.executable, str(REPO / "run.py"), *args], cwd=REPO)
-
-
-def measure_peak(precision: str, folder: Path, common: list[str]) -> float | None:
+def measure_peak(settings: RunPySettings, folder: Path) -> float | None:
     """The highest VALID Server rate of a find-peak search with :data:`PEAK_PROBE_S` probes, or None when none was
     VALID."""
     run_dir = folder / "find-peak"
     log.info("measuring the peak Server rate (find-peak, %d s probes) -> %s", PEAK_PROBE_S, run_dir)
-    code = run_py(["--scenario", "Server", "--find-peak-performance", "--time", str(PEAK_PROBE_S), "--precision", precision,
-                   "--output-dir", str(run_dir), *common])
+    code = run_py(run_py_command_line("Server", run_dir, settings, "--find-peak-performance", "--time",
+                                      str(PEAK_PROBE_S)))
     try:
         search = read_run_record(run_dir).peak_search
     except RunRecordError as error:
@@ -169,13 +171,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    return run_command(lambda: soak(args), log)
+
+
+def soak(args: argparse.Namespace) -> int:
+    """The soak as parsed: the peak, the run, its table and checks; the exit status."""
+    with stop_on_signals():  # a stop lets the run in flight end recorded, then exits 130 or 143
+        return measure_soak(args)
+
+
+def measure_soak(args: argparse.Namespace) -> int:
+    """The peak (given or measured), the soak run at its share, the windows, the table, the checks and
+    ``soak.json``; the exit status."""
     folder = args.folder or Path("results") / f"soak-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     if folder.exists():
         log.error("%s exists; a soak never writes into an earlier one's folder: choose another --folder", folder)
         return EXIT_BAD_INPUT
     folder.mkdir(parents=True)
-    common = ["--dataset-path", str(args.dataset_path)] if args.dataset_path else []
-    peak = args.peak_qps if args.peak_qps is not None else measure_peak(args.precision, folder, common)
+    settings = RunPySettings(precision=args.precision, dataset_path=args.dataset_path)
+    peak = args.peak_qps if args.peak_qps is not None else measure_peak(settings, folder)
     if peak is None:
         log.error("no VALID Server rate was found to soak at: give --peak-qps")
         return EXIT_VERDICT_FAILED
@@ -183,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = folder / "server"
     log.info("soak: Server at %s queries/s (%.0f%% of the %s peak) for %g minutes -> %s", f"{qps:,.1f}",
              100 * args.load, f"{peak:,.1f}", args.minutes, run_dir)
-    process = subprocess.Popen([sys.executable, str(REPO / "run.py"), "--scenario", "Server", "--precision",
-                                args.precision, "--qps", str(qps), "--time", str(60 * args.minutes), "--output-dir",
-                                str(run_dir), *common], cwd=REPO)
+    process = start_run_py(run_py_command_line("Server", run_dir, settings, "--qps", str(qps), "--time",
+                                               str(60 * args.minutes)))
     sampler = RssSampler(process.pid)
-    code = process.wait()
-    rss = sampler.stop()
+    try:
+        code = wait_for_run_py(process)
+    finally:
+        rss = sampler.stop()
     if code != EXIT_DONE:
         log.error("the soak run ended with exit %d: see %s", code, run_dir)
         return code
