@@ -1,9 +1,9 @@
-"""TEST01 compliance end to end, and the Server peak search: real LoadGen runs, real reviews, shipped weights.
+"""TEST01 compliance end to end: real LoadGen runs, real reviews, shipped weights.
 
-The runs whose speed is compared (TEST01's performance check) or judged
-(the peak search) use a backend of fixed pace (``paced`` in conftest): the
-labels are the shipped model's, the speed is the test's, so the verdicts do
-not depend on how fast or how loaded the machine is.
+The runs whose speed is compared (TEST01's performance check) use a backend
+of fixed pace (``paced`` in conftest): the labels are the shipped model's,
+the speed is the test's, so the verdicts do not depend on how fast or how
+loaded the machine is.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def test_test01_passes_and_stages_audit_config_only_in_its_own_folder(baselines,
     assert read_verdicts(out).passed is True
 
 
+@pytest.mark.slow  # no LoadGen run of its own, but the two of ``baselines``
 def test_a_test01_run_whose_settings_differ_from_its_performance_runs_says_so(baselines, dataset_path, tmp_path,
                                                                             caplog):
     """A TEST01 run of another --time than its performance run (or under the rules against a quick one) is
@@ -199,43 +200,3 @@ def test_performance_check_compares_the_early_stopping_estimate(scenario, key, d
     assert verdict.reference_value == detail_values(runs[0] / DETAIL_FILE)[key] > 0
     assert verdict.test_value == detail_values(runs[1] / DETAIL_FILE)[key] > 0
     assert verdict.tolerance == performance_tolerance(scenario, verdict.reference_value)
-
-
-def server_probe_args(out: Path, dataset_path: Path, qps: float, seconds: float) -> list[str]:
-    """A peak search from ``qps`` with probes of ``seconds``, batches of one review, a 50 ms latency bound."""
-    return ["--scenario", "Server", "--find-peak-performance", "--time", str(seconds), "--qps", str(qps),
-            "--max-batchsize", "1", "--target-latency", "50", "--dataset-path", str(dataset_path), "--count", "2000",
-            "--output-dir", str(out)]
-
-
-@pytest.mark.slow
-def test_find_peak_reports_the_highest_valid_rate_and_every_probe(dataset_path, tmp_path, capsys, paced):
-    """Each review takes 2 ms: 500 queries/s is the most the SUT can serve, 250/s it serves within the 50 ms bound."""
-    out = tmp_path / "peak"
-    # 1,500 queries at the starting rate: enough for LoadGen's early-stopping p99 estimate
-    code = run.main([*server_probe_args(out, dataset_path, 250, 6), "--peak-tolerance", "0.25"], backend=paced(0.002))
-    assert code == 0
-    search = read_run_record(out).peak_search
-    rates = [probe.target_qps for probe in search.probes]
-    assert rates[:2] == [250, 500]
-    assert search.probes[0].valid, search.probes[0].result
-    valid = [probe.target_qps for probe in search.probes if probe.valid]
-    assert search.peak_qps == max(valid) and 250 <= search.peak_qps < 1000
-    assert not any(probe.valid for probe in search.probes if probe.target_qps >= 1000)
-    for probe in search.probes:
-        assert (out / probe.folder / "mlperf_log_detail.txt").is_file()
-        assert probe.result.percentile.name == "p99 latency" and probe.result.headline.value > 0
-    printed = capsys.readouterr().out
-    assert f"Peak       : {search.peak_qps:,.1f} queries/s, the highest rate LoadGen judged VALID" in printed
-    assert printed.count("qps") >= len(search.probes)
-    assert read_run_record(out).result == search.peak_probe.result
-
-
-@pytest.mark.slow
-def test_find_peak_says_plainly_when_no_rate_is_valid(dataset_path, tmp_path, capsys, paced):
-    """Each review takes 60 ms, over the 50 ms bound at any rate: the search stops at its first probe, exit 1."""
-    out = tmp_path / "none"
-    assert run.main(server_probe_args(out, dataset_path, 5, 1), backend=paced(0.06)) == 1
-    search = read_run_record(out).peak_search
-    assert search.peak_qps is None and len(search.probes) == 1 and not search.probes[0].valid
-    assert "Peak       : none: no rate was VALID" in capsys.readouterr().out

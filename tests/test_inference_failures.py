@@ -1,7 +1,8 @@
-"""An exception raised by inference is an inference failure, whatever its Python type: exit 3, ``run.json``
-``failed``, in every scenario, in this process and on Ray actors.
+"""An exception raised by inference is an inference failure, whatever its Python type (``SystemExit`` and
+``KeyboardInterrupt`` too), and so is a batch answered with a label too few: exit 3, ``run.json`` ``failed``,
+the ``error:`` line and the record saying what happened, in every scenario, in this process and on Ray actors.
 
-Each case is a real LoadGen run whose backend raises on its third batch. The runs of one scenario share a
+Each case is a real LoadGen run whose backend fails on its third batch. The runs of one scenario share a
 child process (the dataset loads once there); ``run._end_process`` is replaced there so that the child
 records each exit code and waits for LoadGen to end before the next run. On Ray, the actors run the real
 trimmed backend (quick to start) with a failure planted in the actor class (defined in the child's
@@ -25,8 +26,12 @@ from common.errors import EXIT_INFERENCE_FAILED
 from readback.run_record import read_run_record
 
 REPO = Path(__file__).resolve().parent.parent
-#: the Python types a backend raises; DatasetError is one of the project's own bad-input types
-FAILURES = ("ValueError", "TypeError", "MemoryError", "AssertionError", "DatasetError")
+#: the Python types a backend raises; DatasetError is one of the project's own bad-input types; SystemExit and
+#: KeyboardInterrupt are no Exception, but from a backend they end the run as any error does
+RAISED = ("ValueError", "TypeError", "MemoryError", "AssertionError", "DatasetError", "SystemExit", "KeyboardInterrupt")
+#: a backend that raises nothing but answers its third batch with one label fewer than the batch's reviews
+TOO_FEW_LABELS = "too-few-labels"
+FAILURES = (*RAISED, TOO_FEW_LABELS)
 SCENARIOS = ("SingleStream", "MultiStream", "Offline", "Server")
 
 #: the child: runs ``run.main`` once per failure type and prints {failure: exit code} as JSON
@@ -38,7 +43,8 @@ from qsl.errors import DatasetError
 from sut.loadgen_driver import loadgen_running
 
 ERRORS = {"ValueError": ValueError, "TypeError": TypeError, "MemoryError": MemoryError,
-          "AssertionError": AssertionError, "DatasetError": DatasetError}
+          "AssertionError": AssertionError, "DatasetError": DatasetError, "SystemExit": SystemExit,
+          "KeyboardInterrupt": KeyboardInterrupt}
 
 
 def raise_planted(failure):
@@ -53,9 +59,12 @@ class FailingBackend:
 
     def labels(self, token_ids):
         self.calls += 1
+        labels = np.zeros(len(token_ids), dtype=np.int64)
         if self.calls == 3:
+            if self.failure == "too-few-labels":
+                return labels[1:]
             raise_planted(self.failure)
-        return np.zeros(len(token_ids), dtype=np.int64)
+        return labels
 
 
 def plant_in_ray_actors(failure):
@@ -123,11 +132,25 @@ def run_cases(cases: list[dict], env: dict[str, str] | None = None) -> dict[str,
     return {"codes": json.loads(found.group(1)), "stderr": child.stderr}
 
 
+def failure_said(failure: str) -> str:
+    """A pattern of what the run's error says of ``failure``, as the record and the ``error:`` line have it."""
+    if failure == TOO_FEW_LABELS:
+        return r"the failing backend answered a batch of (\d+) reviews with int64 labels of shape \((\d+),\)"
+    planted = f"planted {failure} in the third batch"
+    if failure in ("SystemExit", "KeyboardInterrupt"):
+        return re.escape(f"{failure} raised inside the backend: {planted}")
+    return re.escape(f"{failure}: {planted}")
+
+
 def assert_failed(run_dir: Path, code: int, failure: str, stderr: str) -> None:
     assert code == EXIT_INFERENCE_FAILED, f"{run_dir.name}: exit {code}\n{stderr[-3000:]}"
     record = read_run_record(run_dir)
-    assert record.status == "failed" and failure in record.error, record.error
-    assert f"planted {failure} in the third batch" in record.error
+    said = re.search(failure_said(failure), record.error)
+    assert record.status == "failed" and said, record.error
+    if failure == TOO_FEW_LABELS:
+        assert int(said.group(2)) == int(said.group(1)) - 1, said.group(0)
+    assert re.search(f"^error: inference failed, run stopped: .*{failure_said(failure)}", stderr, re.MULTILINE), \
+        stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -139,7 +162,6 @@ def test_any_error_in_a_local_backend_is_exit_3_and_a_failed_run(scenario, datas
     result = run_cases(cases)
     for failure in FAILURES:
         assert_failed(tmp_path / failure, result["codes"][str(tmp_path / failure)], failure, result["stderr"])
-    assert "inference failed, run stopped: ValueError: planted ValueError" in result["stderr"]
     assert "error of this program's own" not in result["stderr"]
 
 

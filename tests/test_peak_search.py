@@ -1,11 +1,21 @@
-"""The Server peak search's logic, on probes whose verdict the test decides (no LoadGen: that is test_compliance's)."""
+"""The Server peak search (``run.py --find-peak-performance``): its logic on probes whose verdict the test
+decides, then searches end to end through the real LoadGen, on real reviews with the shipped model's labels.
+
+The end-to-end searches use a backend of fixed pace (``paced`` in conftest):
+the speed is the test's, so which rates are VALID does not depend on how fast
+or how loaded the machine is.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import run
 from readback.loadgen_log import LoadGenResult
 from readback.peak_search import Probe
+from readback.run_record import read_run_record
 from readback.timings import SampleCounts
 from sut.peak_search import search_peak
 
@@ -55,7 +65,6 @@ def test_unusable_search_settings_are_refused(start, tolerance):
     ["performance constraints satisfied", "min duration satisfied", "min queries satisfied", "early stopping satisfied"],
 ])
 def test_a_probe_row_says_no_for_each_check_that_failed_and_for_none_that_passed(failed):
-    import run
     from readback.loadgen_log import VALIDITY_CHECKS
     from readback.peak_search import PeakSearch
 
@@ -76,3 +85,43 @@ def test_a_first_probe_too_short_for_early_stopping_says_to_probe_longer_not_to_
     search = search_peak(1000.0, too_short, 0.02)
     assert search.peak_qps is None and "early stopping needs 1,195 more queries: longer probes (--time)" in search.conclusion
     assert "lower --qps" not in search.conclusion
+
+
+def server_probe_args(out: Path, dataset_path: Path, qps: float, seconds: float) -> list[str]:
+    """A peak search from ``qps`` with probes of ``seconds``, batches of one review, a 50 ms latency bound."""
+    return ["--scenario", "Server", "--find-peak-performance", "--time", str(seconds), "--qps", str(qps),
+            "--max-batchsize", "1", "--target-latency", "50", "--dataset-path", str(dataset_path), "--count", "2000",
+            "--output-dir", str(out)]
+
+
+@pytest.mark.slow
+def test_find_peak_reports_the_highest_valid_rate_and_every_probe(dataset_path, tmp_path, capsys, paced):
+    """Each review takes 2 ms: 500 queries/s is the most the SUT can serve, 250/s it serves within the 50 ms bound."""
+    out = tmp_path / "peak"
+    # 1,500 queries at the starting rate: enough for LoadGen's early-stopping p99 estimate
+    code = run.main([*server_probe_args(out, dataset_path, 250, 6), "--peak-tolerance", "0.25"], backend=paced(0.002))
+    assert code == 0
+    search = read_run_record(out).peak_search
+    rates = [probe.target_qps for probe in search.probes]
+    assert rates[:2] == [250, 500]
+    assert search.probes[0].valid, search.probes[0].result
+    valid = [probe.target_qps for probe in search.probes if probe.valid]
+    assert search.peak_qps == max(valid) and 250 <= search.peak_qps < 1000
+    assert not any(probe.valid for probe in search.probes if probe.target_qps >= 1000)
+    for probe in search.probes:
+        assert (out / probe.folder / "mlperf_log_detail.txt").is_file()
+        assert probe.result.percentile.name == "p99 latency" and probe.result.headline.value > 0
+    printed = capsys.readouterr().out
+    assert f"Peak       : {search.peak_qps:,.1f} queries/s, the highest rate LoadGen judged VALID" in printed
+    assert printed.count("qps") >= len(search.probes)
+    assert read_run_record(out).result == search.peak_probe.result
+
+
+@pytest.mark.slow
+def test_find_peak_says_plainly_when_no_rate_is_valid(dataset_path, tmp_path, capsys, paced):
+    """Each review takes 60 ms, over the 50 ms bound at any rate: the search stops at its first probe, exit 1."""
+    out = tmp_path / "none"
+    assert run.main(server_probe_args(out, dataset_path, 5, 1), backend=paced(0.06)) == 1
+    search = read_run_record(out).peak_search
+    assert search.peak_qps is None and len(search.probes) == 1 and not search.probes[0].valid
+    assert "Peak       : none: no rate was VALID" in capsys.readouterr().out

@@ -1,12 +1,16 @@
-"""run.py end to end through the real LoadGen, on real reviews with the shipped weights."""
+"""run.py end to end through the real LoadGen, on real reviews with the shipped weights.
+
+A backend's failures (exit 3, a failed run) are test_inference_failures.py's; the Server peak search's runs are
+test_peak_search.py's.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
-import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,23 +28,67 @@ from readback.run_record import read_run_record
 from sut.config import RunConfig
 from sut.run_folder import new_run_dir
 
-REPO = Path(__file__).resolve().parent.parent
+
+@dataclass
+class QuickRun:
+    """A quick performance run made by :func:`quick_run`: its folder, exit code, summary and progress log lines."""
+
+    out: Path
+    code: int
+    printed: str
+    progress: list[str]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+class ProgressLines(logging.Handler):
+    """The "LoadGen running: ..." lines logged while a run lasts."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("LoadGen running:"):
+            self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def quick_run(dataset_path, tmp_path_factory):
+    """``quick_run(scenario)``: a quick performance run of ``scenario`` (1 s, the first 200 reviews, the default
+    backend), made once for the module as a user makes it: from a folder of their own, with no --dataset-path (the
+    lookup finds ``$SEQ2CNN_DATASET``), its progress logged every 0.3 s. The tests of what such a run completes,
+    prints and logs share it."""
+    runs: dict[str, QuickRun] = {}
+
+    def made(scenario: str) -> QuickRun:
+        if scenario not in runs:
+            folder = tmp_path_factory.mktemp(scenario)
+            quick = ["--time", "1", "--qps", "20"] if scenario in ("Offline", "Server") else ["--time", "1"]
+            printed, logged = io.StringIO(), ProgressLines()
+            driver_log = logging.getLogger("sut.loadgen_driver")
+            level = driver_log.level
+            driver_log.addHandler(logged)
+            driver_log.setLevel(logging.INFO)
+            try:
+                with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+                    patch.setenv("SEQ2CNN_DATASET", str(dataset_path))
+                    patch.chdir(folder)
+                    patch.setattr(sut.loadgen_driver, "PROGRESS_SECONDS", 0.3)
+                    code = run.main(["--scenario", scenario, "--count", "200", "--output-dir", "run", *quick])
+            finally:
+                driver_log.removeHandler(logged)
+                driver_log.setLevel(level)
+            runs[scenario] = QuickRun(folder / "run", code, printed.getvalue(), logged.lines)
+        return runs[scenario]
+
+    return made
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Offline", "Server"])
-def test_short_performance_run_completes_every_issued_sample_once(scenario, dataset_path, tmp_path, capsys):
-    out = tmp_path / scenario
-    quick = ["--time", "1", "--qps", "20"] if scenario in ("Offline", "Server") else ["--time", "1"]
-    code = run.main(["--scenario", scenario, "--dataset-path", str(dataset_path), "--count", "200",
-                     "--output-dir", str(out), *quick])
-    assert code == 0
-    printed = capsys.readouterr().out
+def test_short_performance_run_completes_every_issued_sample_once(scenario, quick_run):
+    made = quick_run(scenario)
+    out, printed = made.out, made.printed
+    assert made.code == 0
     assert f"Scenario   : {scenario}   Kind: performance" in printed and "NOT valid for submission" in printed
     record = read_run_record(out)
     logged = detail_values(out / "mlperf_log_detail.txt")
@@ -56,19 +104,27 @@ def test_short_performance_run_completes_every_issued_sample_once(scenario, data
     assert not (out / TRACE_FILE).exists(), "an empty trace file is left without --trace"
 
 
-def test_headline_is_loadgen_early_stopping_estimate_with_the_plain_percentile_beside_it(dataset_path, tmp_path, capsys,
-                                                                                        folded_backend):
-    out = tmp_path / "singlestream"
-    assert run.main(["--scenario", "SingleStream", "--time", "1", "--count", "500", "--dataset-path", str(dataset_path),
-                     "--output-dir", str(out)], backend=folded_backend) == 0
-    logged = detail_values(out / "mlperf_log_detail.txt")
-    result = read_run_record(out).result
+def test_headline_is_loadgen_early_stopping_estimate_with_the_plain_percentile_beside_it(quick_run):
+    made = quick_run("SingleStream")
+    assert made.code == 0
+    logged = detail_values(made.out / "mlperf_log_detail.txt")
+    result = read_run_record(made.out).result
     assert (result.headline.key, result.headline.value) == ("early_stopping_latency_ss", logged["early_stopping_latency_ss"])
     assert (result.percentile.key, result.percentile.value) == (
         "result_90.00_percentile_latency_ns", logged["result_90.00_percentile_latency_ns"])
-    printed = capsys.readouterr().out
     assert f"Result     : {result.headline.value / 1e6:.3f} ms  early-stopping p90 latency estimate " \
-           f"(p90 latency {result.percentile.value / 1e6:.3f} ms)" in printed
+           f"(p90 latency {result.percentile.value / 1e6:.3f} ms)" in made.printed
+
+
+def test_progress_is_logged_while_loadgen_runs(quick_run):
+    progress = quick_run("SingleStream").progress
+    assert progress and "samples completed" in progress[0]
+
+
+def test_dataset_is_found_by_the_lookup_from_any_folder(quick_run, dataset_path):
+    """No --dataset-path: the run finds the data as every command does, and records where."""
+    made = quick_run("SingleStream")
+    assert made.code == 0 and read_run_record(made.out).dataset.path == str(dataset_path)
 
 
 @pytest.mark.slow
@@ -121,14 +177,14 @@ def test_an_int8_run_through_loadgen_logs_the_int8_labels_and_records_its_precis
     assert "Backend: folded (int8)" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_existing_output_folder_is_refused_and_left_alone(tmp_path):
+def test_existing_output_folder_is_refused_and_left_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "earlier"
     out.mkdir()
     (out / "mlperf_log_summary.txt").write_text("earlier result")
-    result = run_cli(["--output-dir", str(out)], tmp_path)
-    assert result.returncode == 2
-    assert "already exists" in result.stderr
+    assert run.main(["--output-dir", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert [path.name for path in out.iterdir()] == ["mlperf_log_summary.txt"]
     assert (out / "mlperf_log_summary.txt").read_text() == "earlier result"
 
 
@@ -157,18 +213,6 @@ def test_bad_input_is_a_clear_error(args, message, tmp_path, monkeypatch, capsys
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.slow
-def test_dataset_is_found_by_the_lookup_from_any_folder(dataset_path, tmp_path):
-    """No --dataset-path: the run finds the data as every command does, and records where."""
-    env = {key: value for key, value in os.environ.items() if key != "SEQ2CNN_DATASET"}
-    env["SEQ2CNN_DATASET"] = str(dataset_path)
-    out = tmp_path / "found"
-    result = run_cli(["--scenario", "SingleStream", "--time", "0.5", "--count", "100", "--output-dir", str(out)],
-                     tmp_path, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert read_run_record(out).dataset.path == str(dataset_path)
 
 
 def test_a_dataset_variable_that_names_nothing_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -201,23 +245,26 @@ def test_quick_offline_run_is_valid_when_the_machine_is_faster_after_its_calibra
                                                                                      monkeypatch):
     """A machine busy during the 1 s calibration and idle during the run (here: batches twice as slow while the
     calibration measures) still gets a run of at least --time, so a VALID one."""
-    import sut.runner
+    import sut.calibration
 
     backend = paced(0.01)
-    measure = sut.runner.measure_offline_rate
+    measure = sut.calibration.measure_offline_rate
+    measured_busy: list[bool] = []
 
-    def measured_while_busy(executor, *args, **kwargs):
+    def measured_while_busy(*args, **kwargs):
+        measured_busy.append(True)
         backend.seconds_per_batch = 0.02
         try:
-            return measure(executor, *args, **kwargs)
+            return measure(*args, **kwargs)
         finally:
             backend.seconds_per_batch = 0.01
 
-    monkeypatch.setattr(sut.runner, "measure_offline_rate", measured_while_busy)
+    monkeypatch.setattr(sut.calibration, "measure_offline_rate", measured_while_busy)
     out = tmp_path / "offline"
     code = run.main(["--scenario", "Offline", "--time", "2", "--max-batchsize", "8", "--dataset-path", str(dataset_path),
                      "--output-dir", str(out)], backend=backend)
     record = read_run_record(out)
+    assert measured_busy, "the calibration did not measure through sut.calibration.measure_offline_rate"
     assert code == 0 and record.result.valid is True, record.result.failed_checks
     logged = detail_values(out / "mlperf_log_detail.txt")
     seconds = logged["result_query_count"] * logged["effective_samples_per_query"] / record.result.headline.value
@@ -265,15 +312,6 @@ def test_a_run_whose_queries_ran_out_before_min_duration_says_what_to_set(scenar
     assert f"Set {scenario}'s {setting} " in duration_line and "configs/user.conf" in duration_line
 
 
-def test_progress_is_logged_while_loadgen_runs(dataset_path, tmp_path, monkeypatch, caplog, folded_backend):
-    monkeypatch.setattr(sut.loadgen_driver, "PROGRESS_SECONDS", 0.3)
-    with caplog.at_level(logging.INFO, logger="sut.loadgen_driver"):
-        assert run.main(["--scenario", "SingleStream", "--time", "1.5", "--count", "100", "--dataset-path",
-                         str(dataset_path), "--output-dir", str(tmp_path / "progress")], backend=folded_backend) == 0
-    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LoadGen running:")]
-    assert progress and "samples completed" in progress[0]
-
-
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
     class FrozenClock(datetime):
         @classmethod
@@ -286,58 +324,3 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monk
     assert folders == ["results/20260102-030405-Offline-performance", "results/20260102-030405-Offline-performance-2",
                        "results/20260102-030405-Offline-performance-3"]
 
-
-FAILING_RUN = """
-import sys
-import numpy as np
-import run
-
-FAILURES = {
-    "RuntimeError": lambda: RuntimeError("simulated failure in inference"),
-    "SystemExit": lambda: SystemExit("simulated failure in inference"),
-    "KeyboardInterrupt": lambda: KeyboardInterrupt("simulated failure in inference"),
-}
-
-class FailingBackend:
-    name = "failing"
-    calls = 0
-    def __init__(self, failure):
-        self.failure = failure
-    def labels(self, token_ids):
-        FailingBackend.calls += 1
-        if FailingBackend.calls == 3:
-            if self.failure == "too few labels":
-                return np.zeros(len(token_ids) - 1, dtype=np.int64)
-            raise FAILURES[self.failure]()
-        return np.zeros(len(token_ids), dtype=np.int64)
-    def logits(self, token_ids):
-        return np.zeros((len(token_ids), 2), dtype=np.float32)
-
-sys.exit(run.main(sys.argv[2:], backend=FailingBackend(sys.argv[1])))
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario, failure, message", [
-    ("SingleStream", "RuntimeError", "simulated failure in inference"),
-    ("Server", "RuntimeError", "simulated failure in inference"),
-    ("Offline", "SystemExit", "SystemExit raised inside the backend: simulated failure in inference"),
-    ("SingleStream", "KeyboardInterrupt", "KeyboardInterrupt raised inside the backend: simulated failure in inference"),
-    ("Server", "too few labels", "answered a batch of"),
-    ("SingleStream", "too few labels", "answered a batch of 1 reviews with int64 labels of shape (0,)"),
-])
-def test_failure_in_inference_stops_the_run_with_exit_3(scenario, failure, message, dataset_path, tmp_path):
-    """Any exception, SystemExit and KeyboardInterrupt too, and a wrong number of labels end the run with exit 3."""
-    out = tmp_path / "failed"
-    args = ["--scenario", scenario, "--dataset-path", str(dataset_path), "--count", "100", "--time", "600",
-            "--output-dir", str(out)] + (["--qps", "50"] if scenario in ("Server", "Offline") else ["--target-latency", "1"])
-    if scenario == "Offline":
-        args += ["--max-batchsize", "8"]
-    result = subprocess.run(
-        [sys.executable, "-c", FAILING_RUN, failure, *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env=os.environ | {"PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == run.EXIT_INFERENCE_FAILED, result.stderr[-2000:]
-    assert message in result.stderr
-    record = read_run_record(out)
-    assert record.status == "failed" and message in record.error
