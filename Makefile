@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,ray,gpu]'
+	$(PY) -m pip install -q -e '.[test,ray,gpu,onnx,openvino]'
 	touch $@
 
 evaluate: install

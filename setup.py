@@ -38,5 +38,12 @@ setup(
         # the folded backend's CUDA kernel (model/triton_folded.py); without a GPU its tests run it in Triton's
         # interpreter. A CUDA build of torch brings the Triton it was built with, which this accepts.
         "gpu": ["triton>=3.2,<4"],
+        # python -m model.export_onnx and the onnxruntime-* backends (model/onnx_backends.py); tested: onnx 1.23,
+        # onnxruntime 1.32
+        "onnx": ["onnx>=1.16,<2", "onnxruntime>=1.18,<2"],
+        # ONNX Runtime's CUDA and TensorRT providers: onnxruntime-gpu replaces onnxruntime (install one or the other)
+        "onnx-gpu": ["onnx>=1.16,<2", "onnxruntime-gpu>=1.18,<2"],
+        # the openvino-* backends (model/onnx_backends.py); tested: OpenVINO 2026.4
+        "openvino": ["onnx>=1.16,<2", "openvino>=2024.0,<2027"],
     },
 )

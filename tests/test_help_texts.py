@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: The module whose docstring is each command's --help description, and the command.
 COMMANDS = {
     "run.py": [sys.executable, "run.py"],
+    "model/export_onnx.py": [sys.executable, "-m", "model.export_onnx"],
     "tools/accuracy_imdb.py": [sys.executable, "-m", "tools.accuracy_imdb"],
     "tools/bench/backends.py": [sys.executable, "-m", "tools.bench"],
     "tools/bench/ray.py": [sys.executable, "-m", "tools.bench_ray"],
