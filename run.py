@@ -43,7 +43,7 @@ from qsl.locations import DATASET_LOOKUP_HELP
 from readback.peak_search import PeakSearch
 from readback.run_record import RunRecord
 from sut.compliance import COMPLIANCE_TESTS
-from sut.config import DEFAULT_ACTOR_CPUS, OFFLINE_BATCHING, OTHER_BATCHING, RunConfig
+from sut.config import DEFAULT_ACTOR_CPUS, OFFLINE_BATCHING, ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
 from sut.interrupts import interrupts_raise
 from sut.settings import DEFAULT_USER_CONF, SCENARIOS
 from sut.stall import DEFAULT_STALL_CEILING_S, STALL_FACTOR
@@ -82,9 +82,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                              "edited ones), which is otherwise refused before the run: its accuracy is reported, "
                              "not judged against the targets, which apply to that split only")
     parser.add_argument("--backend", choices=list(BACKEND_NAMES),
-                        help="folded (fastest, exact), trimmed, or reference (the yardstick) "
-                             f"(default: {RunConfig.backend})")
-    parser.add_argument("--device", help=f"torch device, e.g. cpu or cuda (default: {RunConfig.device})")
+                        help="folded (fastest, exact), trimmed, or reference (the yardstick); <runtime>-<graph>: the "
+                             "exported ONNX graph in ONNX Runtime or OpenVINO (pip install -e '.[onnx]' or "
+                             f"'.[openvino]') (default: {RunConfig.backend})")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda; for ONNX Runtime also tensorrt, for "
+                                         f"OpenVINO gpu (default: {RunConfig.device})")
     parser.add_argument("--precision", choices=list(PRECISIONS),
                         help="folded backend (CPU, or CUDA with Triton): fp32 tables (exact), bf16 tables (half the "
                              "memory traffic) or int8 tables (a quarter, integer sums); bf16 and int8 are MLPerf's "
@@ -92,7 +94,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                              f"(default: {RunConfig.precision})")
     parser.add_argument("--max-batchsize", type=int, dest="max_batch_size",
                         help=f"largest batch of reviews the SUT runs at once (default: {OFFLINE_BATCHING[0]} for "
-                             f"the folded backend Offline, {OTHER_BATCHING[0]} otherwise)")
+                             f"the folded backend Offline, {ONNX_FOLDED_BATCHING[0]} for the ONNX runtimes' folded "
+                             f"graphs, {OTHER_BATCHING[0]} otherwise)")
     parser.add_argument("--max-batch-tokens", type=int,
                         help=f"Offline: token ids per batch, reviews sorted by length (default: {OFFLINE_BATCHING[1]:,} "
                              f"for the folded backend, {OTHER_BATCHING[1]:,} otherwise)")

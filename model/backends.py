@@ -7,6 +7,9 @@ labels; scheduling, batching policy and LoadGen live in ``sut/``.
   fp32 PyTorch, exactly as the reference implementation.
 - ``trimmed``: the same convolutions over only the review's real tokens plus
   4 padding ids (rewrite 1 of :mod:`model.folded`, via :mod:`model.batching`).
+- ``onnxruntime-trimmed``, ``onnxruntime-folded``, ``openvino-trimmed``,
+  ``openvino-folded``: the exported ONNX graphs (:mod:`model.export_onnx`) in
+  ONNX Runtime or OpenVINO, fp32 (:mod:`model.onnx_backends`).
 - ``folded``: the embedding folded into per-tap tables and the padding into
   one constant vector (:mod:`model.folded`): a fused numba kernel on the CPU,
   a fused Triton kernel on a CUDA GPU (:mod:`model.triton_folded`; torch
@@ -23,6 +26,7 @@ torch does not know or see a :class:`DeviceError`: input errors (exit 2), and
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -32,7 +36,9 @@ import torch
 
 from common.errors import BadInputError
 from model.batching import pad_to_width, padded_batch
+from model.errors import DeviceError
 from model.network import Seq2CNN
+from model.onnx_backends import ONNX_BACKENDS, OnnxGraphBackend
 from model.paths import DEFAULT_WEIGHTS
 from model.precision import BACKEND_NAMES, PRECISIONS, PrecisionError, check_precision
 from model.weights import load_model
@@ -43,10 +49,6 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "BackendChoiceError", "DeviceErr
 
 class BackendChoiceError(BadInputError, ValueError):
     """A backend name that is not one of :data:`BACKENDS`."""
-
-
-class DeviceError(BadInputError, ValueError):
-    """A ``--device`` that torch does not know, does not see, or that no backend runs on."""
 
 
 class Backend(Protocol):
@@ -178,7 +180,8 @@ def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-BACKENDS = {backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)}
+BACKENDS = {**{backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)},
+            **{name: functools.partial(OnnxGraphBackend, name) for name in ONNX_BACKENDS}}
 assert tuple(BACKENDS) == BACKEND_NAMES, "model.precision.BACKEND_NAMES names the backends of BACKENDS, in order"
 
 

@@ -14,9 +14,14 @@ from common.errors import BadInputError
 #: table precisions of the folded backend's kernels: fp32 is exact (the default), bf16 halves the bytes read,
 #: int8 quarters them (integer sums; :mod:`model.quantization`)
 PRECISIONS = ("fp32", "bf16", "int8")
+#: the project's own backends (:mod:`model.backends`)
+NATIVE_BACKEND_NAMES = ("reference", "trimmed", "folded")
+#: the exported ONNX graphs in another runtime, ``<runtime>-<graph>`` (:mod:`model.onnx_backends`)
+ONNX_BACKEND_NAMES = tuple(f"{runtime}-{graph}" for runtime in ("onnxruntime", "openvino")
+                           for graph in ("trimmed", "folded"))
 #: the backends ``--backend`` offers (:data:`model.backends.BACKENDS` holds their classes), named here so that a
 #: command line can list them without importing torch
-BACKEND_NAMES = ("reference", "trimmed", "folded")
+BACKEND_NAMES = NATIVE_BACKEND_NAMES + ONNX_BACKEND_NAMES
 #: the one backend, and the device types, where a precision other than fp32 exists
 FOLDED_BACKEND = "folded"
 KERNEL_DEVICE_TYPES = ("cpu", "cuda")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common.errors import BadInputError
 from model.paths import DEFAULT_WEIGHTS
-from model.precision import check_precision
+from model.precision import ONNX_BACKEND_NAMES, check_precision
 from qsl.vocabulary import DEFAULT_VOCABULARY
 from readback.run_record import RunKind
 from readback.test01 import Baselines
@@ -28,6 +28,10 @@ OFFLINE_BATCHING = (4096, 1 << 20)
 #: Batches (reviews, token ids) otherwise: small, so that a Server batch's time stays well inside the latency
 #: bound, and the torch backends' activations small
 OTHER_BATCHING = (64, 16384)
+#: The ONNX runtimes' folded graphs, one review at a time in every scenario: the graph materialises (reviews x
+#: length x 1024) sums per tap, so a padded batch runs slower per review than its reviews one by one
+#: (docs/measurements.md)
+ONNX_FOLDED_BATCHING = (1, 1 << 20)
 #: how long a Server query may wait for others to share its batch (ms; capped at a tenth of the latency target)
 DEFAULT_BATCH_WAIT_MS = 0.5
 #: worker threads that run Offline and Server batches in this process
@@ -93,9 +97,14 @@ class RunConfig:
 
     def batching(self) -> tuple[int, int]:
         """The most reviews and token ids per batch: as given, else the default (:data:`OFFLINE_BATCHING` for
-        the folded backend's Offline runs, :data:`OTHER_BATCHING` for the rest)."""
-        folded_offline = self.scenario == "Offline" and self.backend == "folded"
-        size, tokens = OFFLINE_BATCHING if folded_offline else OTHER_BATCHING
+        the folded backend's Offline runs, :data:`ONNX_FOLDED_BATCHING` for the ONNX runtimes' folded graphs,
+        :data:`OTHER_BATCHING` for the rest)."""
+        if self.scenario == "Offline" and self.backend == "folded":
+            size, tokens = OFFLINE_BATCHING
+        elif self.backend in ONNX_BACKEND_NAMES and self.backend.endswith("-folded"):
+            size, tokens = ONNX_FOLDED_BATCHING
+        else:
+            size, tokens = OTHER_BATCHING
         return self.max_batch_size or size, self.max_batch_tokens or tokens
 
     @property
@@ -174,7 +183,9 @@ class RunConfig:
                                "--model-path of a .safetensors file")
             raise RunError(f"weights file not found: {self.model_path}; pass --model-path or restore model/seq2cnn.safetensors")
         self._check_ray_options()
-        if not (self.ray and self.device.split(":")[0] == "cuda"):  # a cluster's GPU is checked by its actors
+        if self.backend in ONNX_BACKEND_NAMES:
+            pass  # the runtime knows its devices (cpu, cuda, tensorrt, gpu): checked when the backend is created
+        elif not (self.ray and self.device.split(":")[0] == "cuda"):  # a cluster's GPU is checked by its actors
             from model.backends import (
                 torch_device,  # torch: imported once the command line is known to be good
             )

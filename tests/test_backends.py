@@ -202,7 +202,8 @@ def test_bf16_is_refused_where_it_does_not_exist(random_weights, table_cache):
 
 
 def test_all_backends_are_registered():
-    assert list(BACKENDS) == ["reference", "trimmed", "folded"]
+    assert list(BACKENDS) == ["reference", "trimmed", "folded", "onnxruntime-trimmed", "onnxruntime-folded",
+                              "openvino-trimmed", "openvino-folded"]
     with pytest.raises(ValueError, match="unknown backend 'fastest'"):
         create_backend("fastest")
 

@@ -44,6 +44,7 @@ from common.text import plain
 from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
 from model.batching import length_sorted_batches
 from model.paths import DEFAULT_WEIGHTS
+from model.precision import NATIVE_BACKEND_NAMES
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
 from sut.config import RunConfig
@@ -219,7 +220,9 @@ def parse_args(argv: list[str] | None, prog: str | None) -> argparse.Namespace:
     parser.add_argument("--unofficial-dataset", action="store_true",
                         help="accept a test split that is not the IMDB v1.0 test split (its speed is measured all the same)")
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(BACKENDS))
+    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(NATIVE_BACKEND_NAMES),
+                        help="the backends to measure (default: the project's own, %(default)s; the ONNX runtimes' "
+                             "backends on request)")
     parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS),
                         help="table precisions of the folded backend to measure (each is a row)")
     parser.add_argument("--count", type=int, default=256,

@@ -1,0 +1,119 @@
+"""The exported ONNX graphs as backends: ONNX Runtime and OpenVINO give the project's labels on real reviews, run
+under LoadGen like any backend, and refuse what they cannot do (exit 2, saying what to do)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import run
+from model.backends import create_backend
+from model.onnx_backends import ONNX_BACKENDS, RuntimeMissingError
+from model.precision import ONNX_BACKEND_NAMES
+from sut.config import ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
+
+RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+def require_runtime(runtime: str) -> None:
+    """Skip without the runtime, except under CI, which installs every extra (make install)."""
+    if os.environ.get("CI") == "true":
+        __import__(RUNTIME_MODULES[runtime])
+    else:
+        pytest.importorskip(RUNTIME_MODULES[runtime])
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One cache folder for the module's exports (a few seconds per graph), apart from the user's."""
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    previous = os.environ.get("SEQ2CNN_CACHE_DIR")
+    os.environ["SEQ2CNN_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SEQ2CNN_CACHE_DIR", None)
+    else:
+        os.environ["SEQ2CNN_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
+def some_reviews(test_split):
+    """160 real test reviews: the 32 longest (1000 ids and more) and 128 others, in batches of mixed lengths."""
+    lengths = np.array([len(ids) for ids in test_split.token_ids])
+    longest = np.argsort(-lengths, kind="stable")[:32]
+    others = np.random.default_rng(7).choice(len(lengths), 128, replace=False)
+    return [test_split.token_ids[i] for i in [*longest, *others]]
+
+
+@pytest.fixture(scope="module")
+def folded_logits(some_reviews):
+    backend = create_backend("folded")
+    return np.concatenate([backend.logits(some_reviews[start:start + 16]) for start in range(0, 160, 16)])
+
+
+def test_the_onnx_backends_are_the_four_runtime_and_graph_pairs():
+    assert ONNX_BACKEND_NAMES == ("onnxruntime-trimmed", "onnxruntime-folded", "openvino-trimmed", "openvino-folded")
+    assert ONNX_BACKENDS["openvino-folded"] == ("openvino", "folded")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ONNX_BACKEND_NAMES)
+def test_each_runtime_and_graph_gives_the_projects_labels_on_real_reviews(name, onnx_cache, some_reviews,
+                                                                           folded_logits):
+    require_runtime(ONNX_BACKENDS[name][0])
+    backend = create_backend(name, threads=2)
+    logits = np.concatenate([backend.logits(some_reviews[start:start + 16]) for start in range(0, 160, 16)])
+    assert logits.dtype == np.float32 and logits.shape == (160, 2)
+    assert np.abs(logits - folded_logits).max() < 1e-4
+    assert (logits.argmax(1) == folded_logits.argmax(1)).all()
+    assert backend.runtime_version.split()[0] in ("ONNX", "OpenVINO")
+
+
+def test_the_folded_graphs_run_one_review_at_a_time_by_default():
+    for name in ONNX_BACKEND_NAMES:
+        for scenario in ("Offline", "Server", "SingleStream"):
+            expected = ONNX_FOLDED_BATCHING if name.endswith("-folded") else OTHER_BATCHING
+            assert RunConfig(scenario=scenario, backend=name).batching() == expected
+
+
+def test_precisions_other_than_fp32_are_refused_with_exit_2(capsys):
+    code = run.main(["--scenario", "Offline", "--backend", "onnxruntime-folded", "--precision", "int8", "--time", "1"])
+    assert code == 2
+    assert "runs in fp32: drop --precision" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend, device, advice", [("onnxruntime-folded", "cuda", "onnxruntime-gpu"),
+                                                     ("onnxruntime-folded", "npu", "offers cpu"),
+                                                     ("openvino-folded", "npu", "offers cpu")])
+def test_a_device_the_runtime_does_not_offer_is_exit_2_and_no_run_folder(backend, device, advice, onnx_cache,
+                                                                          tmp_path, capsys):
+    require_runtime(ONNX_BACKENDS[backend][0])
+    output = tmp_path / "run"
+    code = run.main(["--scenario", "SingleStream", "--backend", backend, "--device", device, "--count", "8",
+                     "--time", "1", "--output-dir", str(output)])
+    error = capsys.readouterr().err
+    assert code == 2 and f"--device {device}" in error and advice in error
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("runtime, extra", [("onnxruntime", ".[onnx]"), ("openvino", ".[openvino]")])
+def test_a_missing_runtime_names_the_extra_that_installs_it(runtime, extra, onnx_cache, monkeypatch):
+    monkeypatch.setitem(sys.modules, runtime, None)  # import fails as if not installed
+    with pytest.raises(RuntimeMissingError, match=re.escape(f"pip install -e '{extra}'")):
+        create_backend(f"{runtime}-folded")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["onnxruntime-folded", "openvino-folded"])
+def test_a_quick_loadgen_run_with_a_runtime_is_valid_and_recorded(name, onnx_cache, tmp_path, capsys):
+    require_runtime(ONNX_BACKENDS[name][0])
+    output = tmp_path / "run"
+    code = run.main(["--scenario", "SingleStream", "--backend", name, "--count", "200", "--time", "3",
+                     "--output-dir", str(output)])
+    summary = capsys.readouterr().out
+    assert code == 0 and "Validity   : VALID" in summary
+    assert f"Backend: {name}" in summary
