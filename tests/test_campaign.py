@@ -111,6 +111,17 @@ def test_the_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_a_campaign_plans_with_any_backend_of_run_py_and_refuses_a_precision_it_lacks(tmp_path):
+    result = campaign_cli("--system", str(EXAMPLE_SYSTEM), "--folder", str(tmp_path / "c"), "--dry-run",
+                          "--backend", "openvino-folded")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Plan: ") and "openvino-folded fp32" in result.stdout.splitlines()[0]
+    refused = campaign_cli("--system", str(EXAMPLE_SYSTEM), "--folder", str(tmp_path / "c"), "--dry-run",
+                           "--backend", "onnxruntime-folded", "--precision", "int8")
+    assert refused.returncode == 2 and "runs in fp32: drop --precision" in refused.stderr
+    assert not (tmp_path / "c").exists()
+
+
 def test_an_error_of_the_program_s_own_exits_3_with_its_traceback(tmp_path, monkeypatch, capsys, caplog):
     def broken(*args, **kwargs):
         raise TypeError("a bug in the plan")

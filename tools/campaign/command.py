@@ -41,7 +41,7 @@ from pathlib import Path
 from common.errors import EXIT_INFERENCE_FAILED, RunInterrupted, Seq2CNNError, run_command
 from common.files import sha256_of_file
 from common.text import plain
-from model.precision import PRECISIONS
+from model.precision import BACKEND_NAMES, PRECISIONS, check_precision
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.reviews import checked_test_labels, dataset_root
 from readback.provenance import git_commit
@@ -302,6 +302,7 @@ def prepare(args: argparse.Namespace, scratch: Path) -> Campaign:
     scenarios = campaign_scenarios(system_type, args.optional)
     folder = (args.folder or default_folder(config, args.precision, args.quick)).resolve()
     user_conf = (args.user_conf or default_user_conf(args.precision)).resolve()
+    check_precision(args.backend, "cpu", args.precision)  # before any run: every run would refuse it
     mlperf_conf = args.mlperf_conf.resolve()
     for path in (mlperf_conf, user_conf):
         if not path.is_file():
@@ -349,7 +350,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     parser.add_argument("--optional", action="store_true", help="also the type's optional scenarios (edge: MultiStream)")
     parser.add_argument("--folder", type=Path, help="the campaign's folder (default: results/campaigns/<system>-<precision>); "
                                                     "the same folder resumes a stopped campaign")
-    parser.add_argument("--backend", default="folded", choices=["reference", "trimmed", "folded"])
+    parser.add_argument("--backend", default="folded", choices=list(BACKEND_NAMES),
+                        help="how every run computes the model, as run.py's --backend (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     parser.add_argument("--dataset-path", type=Path, help=DATASET_LOOKUP_HELP)
     parser.add_argument("--mlperf-conf", type=Path, default=DEFAULT_MLPERF_CONF, help="benchmark rules (default: %(default)s)")
