@@ -28,6 +28,7 @@ peak rate).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -37,6 +38,8 @@ EXIT_DONE = 0
 EXIT_VERDICT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFERENCE_FAILED = 3
+#: the output's reader went away (``| head``): 128 + SIGPIPE, as a process that SIGPIPE ended
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 class Seq2CNNError(Exception):
@@ -128,5 +131,8 @@ def run_command(body: Callable[[], int], log: logging.Logger, os_error_advice: s
     ``error:`` line printed: how every command line of this project ends."""
     try:
         return body()
+    except BrokenPipeError:  # the reader of the output went away (``| head``): end as a shell's SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return EXIT_BROKEN_PIPE
     except (Exception, RunInterrupted) as error:  # noqa: BLE001 - each family of errors has its exit code
         return report_failure(error, log, os_error_advice)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +116,15 @@ def test_a_bug_exits_3_with_its_traceback_logged(name, tmp_path, capsys, caplog,
     logged = [record for record in caplog.records if record.exc_info]
     assert len(logged) == 1 and isinstance(logged[0].exc_info[1], TypeError), caplog.text
     assert "Traceback" in caplog.text and PLANTED in caplog.text
+
+
+
+def test_a_reader_that_goes_away_ends_a_command_quietly_as_sigpipe_would():
+    """``python -m tools.campaign ... | head -1``: the command's next write fails with BrokenPipeError; it ends
+    with 128 + SIGPIPE and no error line blaming a path or the disk."""
+    body = ("import logging, sys\nfrom common.errors import run_command\n"
+            "def body():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "sys.exit(run_command(body, logging.getLogger('tool')))\n")
+    done = subprocess.run([sys.executable, "-c", body], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signal.SIGPIPE
+    assert done.stderr == ""
