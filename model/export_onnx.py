@@ -44,6 +44,7 @@ import numpy as np
 
 from common.caches import cache_dir
 from common.errors import BadInputError, run_command
+from common.files import sha256_of_file
 from common.text import plain
 from model.paths import DEFAULT_WEIGHTS
 from model.weights import load_model, verified_sha256
@@ -82,16 +83,8 @@ def graph_folder(graph: str, weights_sha256: str, cache_root: Path | None = None
     return (cache_root or cache_dir()) / "onnx" / f"{graph}-{key[:KEY_HEX_CHARS]}"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checksums(folder: Path) -> dict[str, str]:
-    return {name: _file_sha256(folder / name) for name in (GRAPH_FILE, DATA_FILE)}
+    return {name: sha256_of_file(folder / name) for name in (GRAPH_FILE, DATA_FILE)}
 
 
 def folder_is_whole(folder: Path) -> bool:

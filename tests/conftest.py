@@ -135,3 +135,13 @@ def ray_installed() -> None:
         if os.environ.get("CI"):
             raise
         pytest.skip("Ray is not installed: pip install -e '.[ray]'")
+
+
+def require_installed(name: str):
+    """The optional module ``name`` (onnx, a runtime): the test is skipped where it is not installed, except in
+    CI, which installs every extra (make install): there its absence fails."""
+    import importlib
+
+    if os.environ.get("CI") == "true":
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f"{name} is not installed (make install installs every extra)")

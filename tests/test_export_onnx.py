@@ -9,7 +9,6 @@ The export of the shipped weights takes a few seconds per graph: each graph is e
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_installed
 
 from model.batching import length_sorted_batches, padded_batch
 from model.export_onnx import (
@@ -85,17 +85,9 @@ def run(ids):
 }
 
 
-def require_module(name: str):
-    """The module ``name``: the test is skipped where it is not installed, except in CI, which installs it
-    (there its absence fails)."""
-    if os.environ.get("CI") == "true":
-        return importlib.import_module(name)
-    return pytest.importorskip(name, reason=f"{name} is not installed: pip install -e '.[onnx]'")
-
-
 @pytest.fixture(scope="module")
 def onnx():
-    return require_module("onnx")
+    return require_installed("onnx")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +165,7 @@ def review_batches(test_split, folded_backend):
 @pytest.mark.parametrize("runtime", sorted(RUNTIMES))
 def test_graph_runs_in_a_fresh_process_with_the_runtime_alone_and_agrees_with_the_folded_backend(
         runtime, graph, shipped_export, review_batches, tmp_path):
-    require_module(runtime)
+    require_installed(runtime)
     reviews, padded, expected = review_batches
     ids_files = []
     for number, batch in enumerate(padded):

@@ -3,12 +3,12 @@ under LoadGen like any backend, and refuse what they cannot do (exit 2, saying w
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
 import numpy as np
 import pytest
+from conftest import require_installed
 
 import run
 from model.backends import create_backend
@@ -16,28 +16,13 @@ from model.onnx_backends import ONNX_BACKENDS, RuntimeMissingError
 from model.precision import ONNX_BACKEND_NAMES
 from sut.config import ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
 
-RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
-
-
-def require_runtime(runtime: str) -> None:
-    """Skip without the runtime, except under CI, which installs every extra (make install)."""
-    if os.environ.get("CI") == "true":
-        __import__(RUNTIME_MODULES[runtime])
-    else:
-        pytest.importorskip(RUNTIME_MODULES[runtime])
-
-
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory):
     """One cache folder for the module's exports (a few seconds per graph), apart from the user's."""
     folder = tmp_path_factory.mktemp("onnx-cache")
-    previous = os.environ.get("SEQ2CNN_CACHE_DIR")
-    os.environ["SEQ2CNN_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("SEQ2CNN_CACHE_DIR", None)
-    else:
-        os.environ["SEQ2CNN_CACHE_DIR"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQ2CNN_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +49,7 @@ def test_the_onnx_backends_are_the_four_runtime_and_graph_pairs():
 @pytest.mark.parametrize("name", ONNX_BACKEND_NAMES)
 def test_each_runtime_and_graph_gives_the_projects_labels_on_real_reviews(name, onnx_cache, some_reviews,
                                                                            folded_logits):
-    require_runtime(ONNX_BACKENDS[name][0])
+    require_installed(ONNX_BACKENDS[name][0])
     backend = create_backend(name, threads=2)
     logits = np.concatenate([backend.logits(some_reviews[start:start + 16]) for start in range(0, 160, 16)])
     assert logits.dtype == np.float32 and logits.shape == (160, 2)
@@ -91,7 +76,7 @@ def test_precisions_other_than_fp32_are_refused_with_exit_2(capsys):
                                                      ("openvino-folded", "npu", "offers cpu")])
 def test_a_device_the_runtime_does_not_offer_is_exit_2_and_no_run_folder(backend, device, advice, onnx_cache,
                                                                           tmp_path, capsys):
-    require_runtime(ONNX_BACKENDS[backend][0])
+    require_installed(ONNX_BACKENDS[backend][0])
     output = tmp_path / "run"
     code = run.main(["--scenario", "SingleStream", "--backend", backend, "--device", device, "--count", "8",
                      "--time", "1", "--output-dir", str(output)])
@@ -110,7 +95,7 @@ def test_a_missing_runtime_names_the_extra_that_installs_it(runtime, extra, onnx
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["onnxruntime-folded", "openvino-folded"])
 def test_a_quick_loadgen_run_with_a_runtime_is_valid_and_recorded(name, onnx_cache, tmp_path, capsys):
-    require_runtime(ONNX_BACKENDS[name][0])
+    require_installed(ONNX_BACKENDS[name][0])
     output = tmp_path / "run"
     code = run.main(["--scenario", "SingleStream", "--backend", name, "--count", "200", "--time", "3",
                      "--output-dir", str(output)])
