@@ -13,6 +13,7 @@ or recording it in ``run.json`` costs a ``stat``, unless the file changed.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -29,8 +30,14 @@ class WeightsError(BadInputError):
     """Weights are missing, corrupt, or do not fit the Seq2CNN network."""
 
 
+@functools.lru_cache(maxsize=4)
 def expected_shapes(config: Seq2CNNConfig = Seq2CNNConfig()) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
+    """The shape of each tensor of the network ``config`` describes, by name.
+
+    Built on the CPU (tens of ms), leaving torch's random state as it was. Not on the ``meta`` device: there
+    the initialisers import torch's compiler stack, which costs most of a second and imports Triton, whose
+    bindings then print "nanobind: leaked ..." when the process exits."""
+    with torch.random.fork_rng(devices=[]):
         return {name: tuple(tensor.shape) for name, tensor in Seq2CNN(config).state_dict().items()}
 
 

@@ -2,7 +2,10 @@
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +134,22 @@ def test_reference_backend_labels_are_argmax_of_logits(random_weights):
 def test_shipped_weights_match_their_recorded_checksum():
     assert DEFAULT_WEIGHTS.is_file(), "model/seq2cnn.safetensors is not in the checkout"
     load_state_dict(DEFAULT_WEIGHTS)
+
+
+def test_checking_weights_leaves_torch_random_state_and_compiler_alone():
+    """Checking shapes once imported torch's compiler stack and Triton (most of a second at every start, and
+    Triton's bindings printed "nanobind: leaked ..." at exit); nor may it move the random state training uses."""
+    script = ("import sys, torch\n"
+              "from model.weights import expected_shapes, load_model\n"
+              "torch.manual_seed(0); before = torch.rand(3); torch.manual_seed(0)\n"
+              "expected_shapes()\n"
+              "assert torch.equal(torch.rand(3), before), 'the random state moved'\n"
+              "load_model()\n"
+              "print(sorted(m for m in ('triton', 'torch._dynamo') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.fixture
