@@ -31,7 +31,10 @@ class Scenario:
     ``rate_setting``: the queries/s ``--qps`` sets (Offline, Server), else None;
     ``expected_latency_setting``: the expected latency (ns) of a single-query scenario, else None;
     ``latency_setting``: what ``--target-latency`` sets (the expected latency, or Server's bound), else None;
-    ``headline``: the detail-log key of the headline figure and its unit, as MLPerf's tools read it.
+    ``headline``: the detail-log key of the headline figure and its unit, as MLPerf's tools read it;
+    ``early_stopping_queries``: the fewest queries for which LoadGen gives the early-stopping estimate of a
+    single-query scenario's latency percentile (it logs "Need to process at least N queries for early
+    stopping"; fewer make the run INVALID), else 0.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Scenario:
     expected_latency_setting: str | None
     latency_setting: str | None
     headline: tuple[str, str]
+    early_stopping_queries: int = 0
 
     @property
     def latency_bound(self) -> bool:
@@ -50,11 +54,11 @@ class Scenario:
 SCENARIOS = {scenario.name: scenario for scenario in (
     Scenario("SingleStream", ("single_stream_expected_latency_ns", "single_stream_target_latency_percentile"),
              None, "single_stream_expected_latency_ns", "single_stream_expected_latency_ns",
-             ("early_stopping_latency_ss", "ns")),
+             ("early_stopping_latency_ss", "ns"), early_stopping_queries=64),
     Scenario("MultiStream", ("multi_stream_expected_latency_ns", "multi_stream_samples_per_query",
                              "multi_stream_target_latency_percentile"),
              None, "multi_stream_expected_latency_ns", "multi_stream_expected_latency_ns",
-             ("early_stopping_latency_ms", "ns")),
+             ("early_stopping_latency_ms", "ns"), early_stopping_queries=662),
     Scenario("Offline", ("offline_expected_qps",), "offline_expected_qps", None, None,
              ("result_samples_per_second", "samples/s")),
     Scenario("Server", ("server_target_qps", "server_target_latency_ns", "server_target_latency_percentile",

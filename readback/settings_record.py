@@ -20,8 +20,10 @@ class Override:
     """One option that changed the rules' settings for a quick run, and the ``TestSettings`` attributes it set.
 
     ``option`` is a quick-run flag (``duration_s``, ``target_qps``,
-    ``target_latency_ms``), ``count`` (a part of the test split), or
-    ``calibrated_qps`` (an Offline quick run sized from a measured rate).
+    ``target_latency_ms``), ``count`` (a part of the test split), ``calibrated_qps`` (an Offline quick run
+    sized from a measured rate), ``calibrated_latency_ms`` (a SingleStream or MultiStream quick run's expected
+    latency, measured) or ``calibrated_max_duration_s`` (room for the queries their early-stopping estimate
+    needs, at the measured latency).
     """
 
     option: str

@@ -25,7 +25,11 @@ queries left over cost only their memory). A quick run of either without
 (:func:`measure_query_latency`; a whole query through LoadGen and the SUT takes
 longer) and expects :data:`MARGIN` times less: the prepared queries last at
 least 4 T at the measured pace, so the run lasts T on a machine up to 4 times
-faster.
+faster. Their quick runs also go on until LoadGen's early-stopping estimate has
+the queries it needs (64 and 662, the minimum query count of
+:func:`sut.settings.load_run_settings`); where those take longer than LoadGen's
+``max_duration`` allows at the measured pace, the calibration raises it, and
+says how long the run will take.
 
 Reviews are drawn with replacement, as LoadGen draws a query's samples: a set
 of fewer reviews than a query or a batch (``--count 1``) repeats them, and the
@@ -70,6 +74,9 @@ OFFLINE_CALIBRATION_BATCHES = 4
 #: machine is faster during the run than during the calibration (less busy), by up to MARGIN x LoadGen's 1.1
 #: (:data:`sut.load_plan.OFFLINE_SLACK`)
 MARGIN = 2.0
+#: a quick SingleStream or MultiStream run may last this many times the measured time of the queries its
+#: early-stopping estimate needs (a query through LoadGen and the SUT takes longer than the backend alone)
+EARLY_STOPPING_ROOM = 2.0
 #: what the measurement is, for its log lines and the errors of :func:`sut.watched_phase.run_watched_phase`
 PHASE = "measuring the backend for the quick run's queries"
 
@@ -94,12 +101,33 @@ def _expect_latency(config: RunConfig, run_settings: RunSettings, split: Tokeniz
     expected_ns = max(expected_ns, fitting_ns)
     lasts = SEQUENTIAL_SLACK * mean_s * 1e9 / expected_ns  # the prepared queries, in --time at the measured pace
     log.info("%s expected latency set to %.4f ms (the %.4f ms mean measured / %g%s), so that the queries LoadGen "
-             "prepares (for twice --time at that pace; it stops at --time) last at least --time %g s, as a VALID "
-             "run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
+             "prepares (for twice --time at that pace; it stops once --time and its minimum query count are reached) "
+             "last at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
              mean_s * 1e3, MARGIN, ", raised so that they fit in memory" if expected_ns == fitting_ns else "",
              config.duration_s, lasts)
     setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
     run_settings.add_override(Override("calibrated_latency_ms", round(expected_ns / 1e6, 6), {setting: expected_ns}))
+    _make_room_for_early_stopping(config, run_settings, mean_s)
+
+
+def _make_room_for_early_stopping(config: RunConfig, run_settings: RunSettings, mean_s: float) -> None:
+    """A quick run goes on until it has the queries LoadGen's early-stopping estimate needs (its
+    ``min_query_count``, :func:`sut.settings.load_run_settings`), but LoadGen stops at ``max_duration``: where
+    they would take longer at the measured pace (``mean_s`` a query, :data:`EARLY_STOPPING_ROOM` times over for
+    the time a query spends in LoadGen and the SUT), raise it so that the run can be VALID, and say how long the
+    run will take."""
+    needed = BENCHMARK_SCENARIOS[config.scenario].early_stopping_queries
+    needed_s = needed * mean_s
+    if needed_s <= config.duration_s:
+        return
+    max_duration_ms = int(run_settings.test_settings.max_duration_ms)
+    room_ms = math.ceil(EARLY_STOPPING_ROOM * needed_s * 1e3)
+    raised = room_ms > max_duration_ms
+    log.info("%s: LoadGen's early-stopping estimate needs at least %d queries, about %.1f s at the %.4f ms measured, "
+             "more than --time %g s: the run goes on until they are done%s", config.scenario, needed, needed_s,
+             mean_s * 1e3, config.duration_s, f" (max_duration raised to {room_ms / 1e3:g} s)" if raised else "")
+    if raised:
+        run_settings.add_override(Override("calibrated_max_duration_s", room_ms / 1e3, {"max_duration_ms": room_ms}))
 
 
 def _expect_rate(config: RunConfig, run_settings: RunSettings, split: TokenizedSplit, calls: WatchedCalls) -> None:

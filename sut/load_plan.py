@@ -141,7 +141,9 @@ def _planned(count: float, setting: str, run_settings: RunSettings) -> int:
 
 #: how each override is given on run.py's command line
 OVERRIDE_FLAGS = {"duration_s": "--time", "target_qps": "--qps", "target_latency_ms": "--target-latency",
-                  "count": "--count", "calibrated_qps": "the Offline quick run's calibration"}
+                  "count": "--count", "calibrated_qps": "the Offline quick run's calibration",
+                  "calibrated_latency_ms": "the quick run's calibration",
+                  "calibrated_max_duration_s": "the quick run's calibration"}
 
 
 def _source(run_settings: RunSettings, attribute: str) -> str:

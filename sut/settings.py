@@ -151,7 +151,8 @@ def load_run_settings(
     """``TestSettings`` for ``scenario`` in ``mode`` ("performance" or "accuracy"), and where they came from.
 
     ``duration_s`` sets the minimum duration (seconds), twice that as the maximum, and lowers
-    the minimum query count to 1, so that a short run is possible.
+    the minimum query count, so that a short run is possible: to 1, or in SingleStream and MultiStream to
+    the queries LoadGen's early-stopping estimate needs (64 and 662), without which the run is INVALID.
     ``target_qps`` (queries per second) sets the expected Offline throughput or
     the Server arrival rate. ``target_latency_ms`` sets the expected
     SingleStream or MultiStream latency, or the Server latency bound.
@@ -342,7 +343,8 @@ def _quick_run_overrides(
         # LoadGen stops issuing at max_duration: twice the minimum bounds the run
         # yet leaves a Server run room to meet its own minimum duration.
         overrides.append(Override("duration_s", duration_s, {
-            "min_duration_ms": duration_ms, "max_duration_ms": 2 * duration_ms, "min_query_count": 1,
+            "min_duration_ms": duration_ms, "max_duration_ms": 2 * duration_ms,
+            "min_query_count": max(1, BENCHMARK_SCENARIOS[scenario].early_stopping_queries),
         }))
     if target_qps is not None:
         attribute = BENCHMARK_SCENARIOS[scenario].rate_setting
