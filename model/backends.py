@@ -55,6 +55,8 @@ class Backend(Protocol):
     """What the SUT needs from a way of computing Seq2CNN."""
 
     name: str
+    #: the software that computes, and its release (``run.json``, the system description's ``framework``)
+    framework: str
 
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         """fp32 logits, shape (len(token_ids), 2), for unpadded int token-id arrays."""
@@ -91,6 +93,7 @@ class _TorchModelBackend:
         self.device = torch_device(device)
         self.model: Seq2CNN = load_model(weights_path).to(self.device)
         self.max_length = self.model.config.max_length
+        self.framework = f"PyTorch {torch.__version__}"
 
     def batch(self, token_ids: Sequence[np.ndarray]) -> torch.Tensor:
         raise NotImplementedError
@@ -165,6 +168,9 @@ class FoldedBackend:
             del tables
         if self.device.type == "cpu":
             self.compute.one_thread = threads == 1  # the kernel without numba's thread pool
+        self.framework = (f"numba {numba.__version__}" if self.kernel == "numba"
+                          else f"Triton {triton_version()}, PyTorch {torch.__version__}" if self.kernel == "triton"
+                          else f"PyTorch {torch.__version__}")
         if self.kernel != "torch":  # compile the kernel before anything is timed
             self.compute.logits([np.array([1, 2, 3, 4, 5], dtype=np.int32)])
 
@@ -178,6 +184,13 @@ class FoldedBackend:
 def triton_installed() -> bool:
     """Whether Triton can be imported (the folded backend's CUDA kernel), without importing it."""
     return importlib.util.find_spec("triton") is not None
+
+
+def triton_version() -> str:
+    """The installed Triton's release (the folded backend's CUDA kernel)."""
+    import triton
+
+    return triton.__version__
 
 
 BACKENDS = {**{backend.name: backend for backend in (ReferenceBackend, TrimmedBackend, FoldedBackend)},

@@ -20,6 +20,8 @@ that is not installed a :class:`RuntimeMissingError` naming the extra to install
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +48,16 @@ class RuntimeMissingError(BadInputError):
     """The runtime a backend needs is not installed (exit 2): the message names the extra that installs it."""
 
 
+def runtime_installed(runtime: str) -> bool:
+    """Whether ``runtime`` (``onnxruntime`` or ``openvino``) can be imported, without importing it."""
+    return importlib.util.find_spec(runtime) is not None
+
+
+def installed_backend_names() -> list[str]:
+    """The ONNX backends whose runtime is installed, in :data:`ONNX_BACKENDS` order."""
+    return [name for name, (runtime, _) in ONNX_BACKENDS.items() if runtime_installed(runtime)]
+
+
 def _import_runtime(runtime: str):
     """The runtime's module, or :class:`RuntimeMissingError` naming the extra that installs it."""
     try:
@@ -56,7 +68,7 @@ def _import_runtime(runtime: str):
 
 
 class OnnxGraphBackend:
-    """One exported graph in one runtime (see the module docstring); ``runtime_version`` names the runtime's
+    """One exported graph in one runtime (see the module docstring); ``framework`` names the runtime and its
     release, for ``run.json`` and the system description."""
 
     def __init__(self, name: str, weights_path: Path = DEFAULT_WEIGHTS, device: str = "cpu",
@@ -67,7 +79,7 @@ class OnnxGraphBackend:
         self.precision = "fp32"
         self.graph_path = exported_graph(self.graph, weights_path)
         run = self._onnxruntime if self.runtime == "onnxruntime" else self._openvino
-        self._run, self.runtime_version = run(self.graph_path, device, threads)
+        self._run, self.framework = run(self.graph_path, device, threads)
         self.labels([np.array([1, 2, 3, 4, 5], dtype=np.int32)])  # compile before anything is timed
 
     @staticmethod
@@ -103,7 +115,15 @@ class OnnxGraphBackend:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = core.compile_model(str(path), target, config)
         version = openvino.get_version().split("-")[0]
-        return (lambda batch: compiled(batch)[0]), f"OpenVINO {version}"
+        per_thread = threading.local()  # an infer request serves one call at a time: one per --workers thread
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            request = getattr(per_thread, "request", None)
+            if request is None:
+                request = per_thread.request = compiled.create_infer_request()
+            return request.infer({0: batch})[0]
+
+        return run, f"OpenVINO {version}"
 
     def logits(self, token_ids: Sequence[np.ndarray]) -> np.ndarray:
         batch = padded_batch(token_ids, MAX_LENGTH).numpy()

@@ -19,7 +19,8 @@ class NodeInfo:
 @dataclass(frozen=True)
 class ActorInfo:
     """One backend actor: where it runs (node, process), on what (device, Ray GPU ids, CPUs it reserved,
-    threads), and its backend's tables (``cache`` or ``built``, seconds) where it has them."""
+    threads), its backend's tables (``cache`` or ``built``, seconds) where it has them, and the software that
+    computed (the backend's ``framework``)."""
 
     index: int
     node_id: str
@@ -31,6 +32,7 @@ class ActorInfo:
     threads: int | None
     tables_source: str | None = None
     tables_load_seconds: float | None = None
+    framework: str | None = None
 
 
 @dataclass

@@ -58,8 +58,9 @@ class RunRecordError(BadInputError):
 @dataclass(frozen=True)
 class BackendInfo:
     """How the model was computed: the backend, its device and threads, the weights by path and sha256, the
-    tables' precision, and for the folded backend where its tables came from (``cache`` or ``built``) and the
-    seconds that took."""
+    tables' precision, for the folded backend where its tables came from (``cache`` or ``built``) and the
+    seconds that took, and the software that computed and its release (``PyTorch 2.13.0``, ``numba 0.62.1``,
+    ``ONNX Runtime 1.32.0``, ...; None in records of older releases and for backends that do not say)."""
 
     name: str
     device: str
@@ -69,6 +70,7 @@ class BackendInfo:
     precision: str = "fp32"
     tables_source: str | None = None
     tables_load_seconds: float | None = None
+    framework: str | None = None
 
 
 @dataclass(frozen=True)

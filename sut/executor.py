@@ -41,13 +41,15 @@ Fail = Callable[[Sequence[int], BaseException], None]
 
 @dataclass(frozen=True)
 class ExecutorInfo:
-    """What ``run.json`` records of where batches ran: the backend's name and table precision, and for the
-    folded backend where its tables came from (``cache`` or ``built``) and the seconds that took."""
+    """What ``run.json`` records of where batches ran: the backend's name and table precision, for the
+    folded backend where its tables came from (``cache`` or ``built``) and the seconds that took, and the
+    software that computed (the backend's ``framework``; None for a backend that does not say)."""
 
     backend: str
     precision: str = "fp32"
     tables_source: str | None = None
     tables_load_seconds: float | None = None
+    framework: str | None = None
 
 
 class Executor(ABC):

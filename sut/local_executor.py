@@ -56,4 +56,4 @@ class LocalExecutor(Executor):
         tables = getattr(self.backend, "load_report", None)  # only the folded backend has tables
         return ExecutorInfo(self.backend.name, getattr(self.backend, "precision", self.precision),
                             tables.source if tables is not None else None,
-                            tables.seconds if tables is not None else None)
+                            tables.seconds if tables is not None else None, getattr(self.backend, "framework", None))

@@ -78,7 +78,8 @@ class BackendActor:
         return dict(node_id=node_id, node_address=address, pid=os.getpid(), device=self.spec.device,
                     gpu_ids=[str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])], cpus=self.spec.cpus,
                     threads=self.spec.threads, tables_source=report.source if report is not None else None,
-                    tables_load_seconds=report.seconds if report is not None else None)
+                    tables_load_seconds=report.seconds if report is not None else None,
+                    framework=getattr(self.backend, "framework", None))
 
     def labels(self, batch: bytes) -> bytes:
         """The :func:`~sut.ray_wire.encode_result` answer (the batch's own sample ids, their labels, the compute

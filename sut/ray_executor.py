@@ -94,8 +94,12 @@ class RayExecutor(Executor):
         return self.pool.live_actors * self.pool.in_flight_per_actor
 
     def describe(self) -> ExecutorInfo:
-        """The actors' backend; each actor's own tables are in :meth:`cluster`."""
-        return ExecutorInfo(self.backend_name, self.precision)
+        """The actors' backend and the framework the first of them reports; each actor's own tables are in
+        :meth:`cluster`."""
+        cluster = self.cluster()
+        actors = cluster.actors if cluster is not None else []
+        return ExecutorInfo(self.backend_name, self.precision,
+                            framework=next((actor.framework for actor in actors if actor.framework), None))
 
     def cluster(self) -> ClusterInfo | None:
         if self.pool is not None:

@@ -200,7 +200,7 @@ def new_record(config: RunConfig, command: list[str] | None, plan: RunPlan, revi
         config={key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()},
         backend=BackendInfo(described.backend, config.device, config.threads, str(config.model_path),
                             file_sha256(Path(config.model_path)), described.precision, described.tables_source,
-                            described.tables_load_seconds),
+                            described.tables_load_seconds, described.framework),
         sut=SutInfo(*config.batching(), round(batch_wait_s * 1e3, 6), config.workers, completion),
         dataset=DatasetInfo(str(reviews.dataset_path), len(reviews.split), len(reviews.whole),
                             unofficial_reason(reviews.whole.identity)),

@@ -105,6 +105,7 @@ class PacedBackend:
         self.inner = inner
         self.seconds_per_batch = seconds_per_batch
         self.name = f"paced-{inner.name}"
+        self.framework = inner.framework
         self.batch_sizes: list[int] = []
 
     def labels(self, token_ids) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import run
 from model.backends import create_backend
 from model.onnx_backends import ONNX_BACKENDS, RuntimeMissingError
 from model.precision import ONNX_BACKEND_NAMES
+from readback.run_record import read_run_record
 from sut.config import ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,18 @@ def test_each_runtime_and_graph_gives_the_projects_labels_on_real_reviews(name, 
     assert logits.dtype == np.float32 and logits.shape == (160, 2)
     assert np.abs(logits - folded_logits).max() < 1e-4
     assert (logits.argmax(1) == folded_logits.argmax(1)).all()
-    assert backend.runtime_version.split()[0] in ("ONNX", "OpenVINO")
+    assert backend.framework.split()[0] in ("ONNX", "OpenVINO")
+
+
+@pytest.mark.parametrize("name", ["onnxruntime-folded", "openvino-folded"])
+def test_one_backend_serves_several_worker_threads_at_once(name, onnx_cache, some_reviews, folded_logits):
+    """--workers N shares one backend between N threads: each call must get its own batch's logits."""
+    require_installed(ONNX_BACKENDS[name][0])
+    backend = create_backend(name, threads=1)
+    batches = [some_reviews[start:start + 4] for start in range(0, 160, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        logits = np.concatenate(list(pool.map(backend.logits, batches)))
+    assert np.abs(logits - folded_logits).max() < 1e-4
 
 
 def test_the_folded_graphs_run_one_review_at_a_time_by_default():
@@ -102,3 +115,5 @@ def test_a_quick_loadgen_run_with_a_runtime_is_valid_and_recorded(name, onnx_cac
     summary = capsys.readouterr().out
     assert code == 0 and "Validity   : VALID" in summary
     assert f"Backend: {name}" in summary
+    framework = read_run_record(output).backend.framework
+    assert re.fullmatch(r"(ONNX Runtime|OpenVINO) \d+\.\d+.*", framework), framework

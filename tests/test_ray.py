@@ -301,6 +301,8 @@ def test_offline_accuracy_on_two_actors_gives_the_local_labels(tmp_path, local_l
     assert {actor["node_address"] for actor in cluster["actors"]} == {"127.0.0.1"}
     assert len({actor["pid"] for actor in cluster["actors"]}) == 2 and os.getpid() not in {a["pid"] for a in cluster["actors"]}
     assert cluster["actors_lost"] == 0 and "2 backend actor(s) on cpu" in result.stdout
+    assert {actor["framework"] for actor in cluster["actors"]} == {record["backend"]["framework"]}
+    assert record["backend"]["framework"].startswith("numba ")
 
 
 @needs_ray

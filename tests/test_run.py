@@ -98,6 +98,7 @@ def test_short_performance_run_completes_every_issued_sample_once(scenario, quic
     assert samples.completed == samples.issued
     assert samples.never_completed == samples.completed_more_than_once == samples.completed_not_issued == 0
     assert record.status == "finished" and record.kind == "performance" and record.backend.name == "folded"
+    assert record.backend.framework.startswith("numba ")
     assert "count" in [o.option for o in record.settings.overrides] and record.settings.quick_run
     assert record.git["commit"] and record.dataset.samples == 200 and record.dataset.split_samples == 25_000
     assert not (out / "audit.config").exists()
@@ -289,6 +290,21 @@ def test_quick_single_query_runs_expect_the_latency_they_measure(scenario, datas
     assert len(calibrated) == 1 and list(calibrated[0].sets) == [setting]
     assert calibrated[0].sets[setting] < 5e6  # expected below 5 ms: measured (2 ms and more) / 2
     assert record.samples.issued > 80 * (8 if scenario == "MultiStream" else 1)
+
+
+@pytest.mark.slow
+def test_a_quick_multistream_run_goes_on_until_early_stopping_has_its_queries(dataset_path, tmp_path, paced):
+    """662 queries of 10 ms take longer than --time 2 and its 4 s bound: the run measures that, goes on past
+    --time until LoadGen's early-stopping estimate has its queries, and is VALID (it stopped at 4 s, INVALID)."""
+    out = tmp_path / "run"
+    code = run.main(["--scenario", "MultiStream", "--time", "2", "--count", "200", "--dataset-path", str(dataset_path),
+                     "--output-dir", str(out)], backend=paced(0.01))
+    record = read_run_record(out)
+    assert code == 0 and record.result.valid is True, record.result.failed_checks
+    assert detail_values(out / "mlperf_log_detail.txt")["result_query_count"] >= 662
+    raised = [o for o in record.settings.overrides if o.option == "calibrated_max_duration_s"]
+    assert len(raised) == 1 and raised[0].sets["max_duration_ms"] > 4000
+    assert record.settings.effective["min_query_count"] == 662
 
 
 @pytest.mark.slow

@@ -172,6 +172,7 @@ def test_good_tree_has_the_layout_of_its_rules_version_and_passes_the_checker(go
     description = json.loads((base / "systems" / f"{SYSTEM}.json").read_text())
     assert description["submitter"] == SUBMITTER == base.name and " " not in SUBMITTER
     assert description["division"] == "closed" and description["accelerators_per_node"] == "0"
+    assert re.fullmatch(r"numba \d+\.\d+\S*", description["framework"]), "the runs' framework, not what is installed"
     assert "No calibration and no quantization" in (base / "documentation" / "calibration.md").read_text()
     source = _files_below(base / "src" / "seq2cnn")
     assert {"run.py", "setup.py", "sut/runner.py", "tools/submission/pack.py", "configs/mlperf.conf"} <= source
@@ -194,6 +195,7 @@ def test_good_tree_has_the_layout_of_its_rules_version_and_passes_the_checker(go
         measurements = json.loads((folder / "measurements.json").read_text())
         assert measurements["starting_weights_filename"] == "seq2cnn.safetensors"
         assert measurements["retraining"] == "no" and measurements["weight_data_types"] == "fp32"
+        assert measurements["framework"] == description["framework"]
         for kind, accuracy_dir in (("accuracy", folder / "accuracy"), ("TEST01", folder / "TEST01" / "accuracy")):
             full = (runs[f"{scenario}-{kind}"] / "mlperf_log_accuracy.json").read_bytes()
             kept = (accuracy_dir / "mlperf_log_accuracy.json").read_bytes()

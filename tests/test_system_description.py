@@ -112,6 +112,13 @@ def test_described_keys_flow_into_the_description_and_default_to_na(tmp_path):
     assert {key: bare[key] for key in DESCRIBED_KEYS} == dict.fromkeys(DESCRIBED_KEYS, "N/A")
 
 
+def test_the_framework_is_the_runs_own_where_their_records_name_it(tmp_path):
+    config = load_system_config(_write(tmp_path / "system.yaml", MINIMAL))
+    assert system_description(config)["framework"].startswith("PyTorch ")  # measured: what is installed
+    named = system_description(config, frameworks=["ONNX Runtime 1.32.0", "numba 0.62.1"])
+    assert named["framework"] == "ONNX Runtime 1.32.0, numba 0.62.1"
+
+
 def test_overrides_replace_measured_and_described_keys(tmp_path):
     path = _write(tmp_path / "system.yaml", MINIMAL + "cooling: air\noverrides:\n  cooling: liquid\n"
                   "  host_storage_type: NVMe SSD\n  extra_key: 3\n")

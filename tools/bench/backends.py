@@ -2,8 +2,9 @@
 
     python -m tools.bench --dataset-path ../shared/data/aclImdb_labeled.tar.gz
 
-For each backend (``reference`` first, as the yardstick) it measures, on the
-same test reviews: throughput in reviews/s (length-sorted batches, as the
+For each backend (``reference`` first, as the yardstick; the ONNX runtimes'
+backends, ``onnxruntime-*`` and ``openvino-*``, of each runtime installed) it
+measures, on the same test reviews: throughput in reviews/s (length-sorted batches, as the
 Offline scenario runs them), the ratio to the reference, label agreement and
 the largest logit difference with the reference, and the 90th-percentile
 latency of a short real LoadGen SingleStream run. It also times the machine's
@@ -12,9 +13,9 @@ share of what the hardware does on dense math. The table goes to stdout and
 the same figures to a JSON file. The folded backend is measured once per table
 precision (``--precisions``, fp32, bf16 and int8), with its accuracy on all
 25,000 test reviews and, for bf16 and int8, its label agreement with fp32
-there; the header
-gives the machine's memory read speed, the ceiling of a kernel that streams
-its tables from DRAM.
+there. The header gives the machine's memory read speed, the ceiling of a
+kernel that streams its tables from DRAM; the footer what computed each row
+(the framework and its release).
 
 Label agreement over the whole test split needs the reference's logits for
 all 25,000 reviews (the README states how long the reference takes): make them once with
@@ -44,6 +45,7 @@ from common.text import plain
 from model.backends import BACKENDS, PRECISIONS, Backend, create_backend
 from model.batching import length_sorted_batches
 from model.paths import DEFAULT_WEIGHTS
+from model.onnx_backends import ONNX_BACKENDS, installed_backend_names
 from model.precision import NATIVE_BACKEND_NAMES
 from qsl.locations import DATASET_LOOKUP_HELP
 from qsl.token_cache import TokenizedSplit, load_test_split
@@ -83,8 +85,10 @@ def memory_read_bytes_per_s(megabytes: int = 1024, repeats: int = 5) -> float:
 
 
 def own_flop_per_review(backend: str, lengths: np.ndarray) -> float:
-    """Arithmetic a backend does per review on average (FLOP; an add or a max counts one)."""
+    """Arithmetic a backend does per review on average (FLOP; an add or a max counts one); an ONNX backend does
+    its graph's (``trimmed`` or ``folded``)."""
     trimmed = np.minimum(lengths, 1000)
+    backend = ONNX_BACKENDS[backend][1] if backend in ONNX_BACKENDS else backend
     if backend == "reference":
         return float(REFERENCE_FLOP_PER_REVIEW)
     if backend == "trimmed":
@@ -220,9 +224,10 @@ def parse_args(argv: list[str] | None, prog: str | None) -> argparse.Namespace:
     parser.add_argument("--unofficial-dataset", action="store_true",
                         help="accept a test split that is not the IMDB v1.0 test split (its speed is measured all the same)")
     parser.add_argument("--model-path", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(NATIVE_BACKEND_NAMES),
-                        help="the backends to measure (default: the project's own, %(default)s; the ONNX runtimes' "
-                             "backends on request)")
+    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS),
+                        default=list(NATIVE_BACKEND_NAMES) + installed_backend_names(),
+                        help="the backends to measure (default: the project's own and those of each ONNX runtime "
+                             "installed, here %(default)s)")
     parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS),
                         help="table precisions of the folded backend to measure (each is a row)")
     parser.add_argument("--count", type=int, default=256,
@@ -297,8 +302,8 @@ def measure_variant(variant: Variant, args: argparse.Namespace, data: BenchData,
         rate, logits = throughput(backend, split, batch_reviews, batch_tokens, variant.repeats(args.repeats))
     if name == "reference":
         yardsticks.reference = rate, logits
-    row = {"backend": variant.label, "precision": precision, "reviews_per_s": rate, "batch_reviews": batch_reviews,
-           "batch_tokens": batch_tokens}
+    row = {"backend": variant.label, "precision": precision, "framework": backend.framework, "reviews_per_s": rate,
+           "batch_reviews": batch_reviews, "batch_tokens": batch_tokens}
     if yardsticks.reference is not None:
         reference_rate, reference_logits = yardsticks.reference
         row["ratio_to_reference"] = rate / reference_rate
@@ -348,12 +353,13 @@ def print_table(args: argparse.Namespace, data: BenchData, peak: float, memory_s
     """The machine's figures, one line per row, and what the columns mean."""
     print(f"\nmachine: fp32 matmul {peak / 1e9:.0f} GFLOP/s, memory read {memory_speed / 1e9:.1f} GB/s (one thread); "
           f"{args.count} test reviews, mean {data.lengths.mean():.0f} token ids")
-    print(f"{'backend':<12} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} "
+    width = max(len("backend"), *(len(row["backend"]) for row in rows))
+    print(f"{'backend':<{width}} {'reviews/s':>10} {'x ref':>8} {'agree':>9} {'max |dlogit|':>12} {'SS p90 est':>10} "
           f"{'1-rev p90':>9} {'GFLOP/s':>8} {'% matmul':>8} {'accuracy':>9} {'vs fp32':>8}")
     for row in rows:
         accuracy = f"{100 * row['accuracy']:.3f}%" if "accuracy" in row else "-"
         versus = f"{100 * row['agreement_with_fp32']:.2f}%" if "agreement_with_fp32" in row else "-"
-        print(f"{row['backend']:<12} {row['reviews_per_s']:>10.1f} {row.get('ratio_to_reference', float('nan')):>8.1f} "
+        print(f"{row['backend']:<{width}} {row['reviews_per_s']:>10.1f} {row.get('ratio_to_reference', float('nan')):>8.1f} "
               f"{100 * row.get('label_agreement', float('nan')):>8.3f}% {row.get('max_logit_difference', float('nan')):>12.2e} "
               f"{row['singlestream_p90_estimate_ms']:>10.3f} {row['one_review_p90_ms']:>9.3f} {row['own_gflop_per_s']:>8.1f} {100 * row['share_of_matmul_peak']:>7.1f}% "
               f"{accuracy:>9} {versus:>8}")
@@ -362,6 +368,10 @@ def print_table(args: argparse.Namespace, data: BenchData, peak: float, memory_s
     print(f"agreement over {rows[-1].get('agreement_reviews', args.count)} reviews; SS p90 est: LoadGen's early-stopping "
           f"estimate of the p90 latency in a {args.singlestream_seconds:g} s SingleStream run; 1-rev p90: the "
           f"backend alone on one review at a time, the same reviews shuffled (ms); JSON: {args.output}")
+    frameworks = {row["framework"]: [] for row in rows}
+    for row in rows:
+        frameworks[row["framework"]].append(row["backend"])
+    print("computed by: " + "; ".join(f"{', '.join(names)}: {framework}" for framework, names in frameworks.items()))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ def render_header(run: RunFolder) -> str:
     facts = {
         "scenario": run.scenario,
         "kind": record.kind if record is not None else run.mode,
-        "backend": f"{record.backend.name} on {record.backend.device}" if record is not None else "unknown (no run.json)",
+        "backend": (f"{record.backend.name} on {record.backend.device}"
+                    + (f" ({record.backend.framework})" if record.backend.framework else "")
+                    if record is not None else "unknown (no run.json)"),
         **({"cluster": record.cluster.summary() + record.cluster.faults()}
            if record is not None and record.cluster is not None else {}),
         "result": format_result(run.result) if run.mode != "accuracy" else accuracy_verdict(run)[1],

@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from model.paths import DEFAULT_WEIGHTS, recorded_sha256
+from model.precision import ONNX_BACKEND_NAMES
 from model.quantization import INT8_SCHEME
 from readback.benchmark import MODEL_NAME
 from readback.cluster import ClusterInfo
@@ -23,6 +24,11 @@ from tools.submission.system_description import SystemConfig
 #: What each backend does to the weights before inference (backends not listed use them as they are).
 WEIGHT_TRANSFORMATIONS = {
     "folded": "embedding folded into the convolutions at load: 7 per-tap fp32 tables T_j = E W_j^T (5200 x 1024)",
+    **{f"{runtime}-trimmed": "exported to ONNX (opset 18) as they are: embedding, convolutions, classifier"
+       for runtime in ("onnxruntime", "openvino")},
+    **{f"{runtime}-folded": ("embedding folded into the convolutions at export to ONNX (opset 18): 7 per-tap fp32 "
+                             "tables T_j = E W_j^T (5200 x 1024) as the graph's initializers")
+       for runtime in ("onnxruntime", "openvino")},
 }
 #: What the folded backend's bf16 precision adds to its transformation.
 BF16_TABLES = ("the 7 tables (bias folded into tap 0) then rounded to bf16, round to nearest even, at load; sums, "
@@ -33,6 +39,8 @@ INT8_TABLES = ("the 7 tables then quantized to int8 at load: " + INT8_SCHEME)
 WEIGHT_DATA_TYPES_BY_PRECISION = {"bf16": "bf16 (folded tables), fp32 (classifier)",
                                   "int8": "int8 (folded tables, one fp32 scale per channel), fp32 (biases, classifier)"}
 INPUT_DATA_TYPES = "int32 token ids (at most 1000 per review)"
+#: The exported ONNX graphs' input (:mod:`model.export_onnx`).
+ONNX_INPUT_DATA_TYPES = "int64 token ids (at most 1000 per review)"
 WEIGHT_DATA_TYPES = "fp32"
 
 
@@ -85,7 +93,7 @@ def implementation_description(run: RunFolder) -> dict[str, object]:
         f"yes: not the project's shipped weights {DEFAULT_WEIGHTS.name} (sha256 {backend.weights_sha256})"
     )
     return {
-        "input_data_types": INPUT_DATA_TYPES,
+        "input_data_types": ONNX_INPUT_DATA_TYPES if backend.name in ONNX_BACKEND_NAMES else INPUT_DATA_TYPES,
         "retraining": retraining,
         "starting_weights_filename": Path(backend.weights).name,
         "starting_weights_sha256": backend.weights_sha256,
@@ -94,6 +102,7 @@ def implementation_description(run: RunFolder) -> dict[str, object]:
         "backend": backend.name,
         "precision": backend.precision,
         "device": backend.device,
+        **({"framework": backend.framework} if backend.framework else {}),
         "threads": backend.threads,
         "loadgen_version": run.record.settings.loadgen_version,
         **({"ray": ray_description(run.record.cluster)} if run.record.cluster is not None else {}),

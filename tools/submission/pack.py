@@ -186,7 +186,9 @@ def write_tree(root: Path, slots: dict[str, dict[str, RunFolder]], config: Syste
     system = config.system_id
     base = root / config.division / safe_name(config.submitter)
     clusters = [run.record.cluster for runs in slots.values() for run in runs.values() if run.record.cluster]
-    description = system_description(config, max(clusters, key=lambda c: len(c.actors), default=None))
+    frameworks = sorted({run.record.backend.framework for runs in slots.values() for run in runs.values()
+                         if run.record.backend.framework})
+    description = system_description(config, max(clusters, key=lambda c: len(c.actors), default=None), frameworks)
     target = base / layout.system_file(system)
     target.parent.mkdir(parents=True)
     target.write_text(json.dumps(description, indent=2) + "\n")

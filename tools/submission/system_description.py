@@ -240,14 +240,19 @@ def measured_description() -> dict[str, object]:
     }
 
 
-def system_description(config: SystemConfig, cluster: ClusterInfo | None = None) -> dict[str, object]:
+def system_description(config: SystemConfig, cluster: ClusterInfo | None = None,
+                       frameworks: list[str] | None = None) -> dict[str, object]:
     """The full system description, keys in :data:`DESCRIPTION_KEYS` order: the YAML's keys (the
     :data:`DESCRIBED_KEYS` it leaves out are ``N/A``), the measured ones, then the YAML's overrides.
+    ``frameworks``, where given, are the runs' own (``run.json``'s ``backend.framework``): the ``framework``
+    field then names them rather than the installed PyTorch and numba.
 
     For runs on a Ray ``cluster``, ``number_of_nodes`` is at least the number of nodes its actors used, and
     ``sw_notes`` says how the actors were spread (the per-node hardware is still this machine's, as measured:
     describe other nodes in the YAML)."""
     measured = measured_description()
+    if frameworks:  # what the runs computed with, as their records say
+        measured["framework"] = ", ".join(frameworks)
     hw_notes = "; ".join(note for note in (config.hw_notes, measured.pop("hw_notes")) if note)
     nodes, sw_notes = config.number_of_nodes, config.sw_notes
     if cluster is not None:
