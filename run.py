@@ -43,7 +43,7 @@ from qsl.locations import DATASET_LOOKUP_HELP
 from readback.peak_search import PeakSearch
 from readback.run_record import RunRecord
 from sut.compliance import COMPLIANCE_TESTS
-from sut.config import DEFAULT_ACTOR_CPUS, OFFLINE_BATCHING, ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
+from sut.config import DEFAULT_ACTOR_CPUS, OFFLINE_BATCHING, ONNX_BATCHING, OTHER_BATCHING, RunConfig
 from sut.interrupts import interrupts_raise
 from sut.settings import DEFAULT_USER_CONF, SCENARIOS
 from sut.stall import DEFAULT_STALL_CEILING_S, STALL_FACTOR
@@ -94,11 +94,12 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                              f"(default: {RunConfig.precision})")
     parser.add_argument("--max-batchsize", type=int, dest="max_batch_size",
                         help=f"largest batch of reviews the SUT runs at once (default: {OFFLINE_BATCHING[0]} for "
-                             f"the folded backend Offline, {ONNX_FOLDED_BATCHING[0]} for the ONNX runtimes' folded "
-                             f"graphs, {OTHER_BATCHING[0]} otherwise)")
+                             "the folded backend Offline, "
+                             + ", ".join(f"{size} for {name}" for name, (size, _) in ONNX_BATCHING.items())
+                             + f", {OTHER_BATCHING[0]} otherwise)")
     parser.add_argument("--max-batch-tokens", type=int,
                         help=f"Offline: token ids per batch, reviews sorted by length (default: {OFFLINE_BATCHING[1]:,} "
-                             f"for the folded backend, {OTHER_BATCHING[1]:,} otherwise)")
+                             f"for the folded backend and the ONNX folded graphs, {OTHER_BATCHING[1]:,} otherwise)")
     parser.add_argument("--batch-wait-ms", type=float,
                         help="Server: how long a query may wait for others to share its batch "
                              f"(default: {RunConfig.batch_wait_ms}; capped at a tenth of the latency target)")

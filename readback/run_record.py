@@ -59,7 +59,7 @@ class RunRecordError(BadInputError):
 class BackendInfo:
     """How the model was computed: the backend, its device and threads, the weights by path and sha256, the
     tables' precision, for the folded backend where its tables came from (``cache`` or ``built``) and the
-    seconds that took, and the software that computed and its release (``PyTorch 2.13.0``, ``numba 0.62.1``,
+    seconds that took, and the software that computed and its release (``PyTorch 2.13.0``, ``numba 0.68.1``,
     ``ONNX Runtime 1.32.0``, ...; None in records of older releases and for backends that do not say)."""
 
     name: str

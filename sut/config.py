@@ -28,10 +28,12 @@ OFFLINE_BATCHING = (4096, 1 << 20)
 #: Batches (reviews, token ids) otherwise: small, so that a Server batch's time stays well inside the latency
 #: bound, and the torch backends' activations small
 OTHER_BATCHING = (64, 16384)
-#: The ONNX runtimes' folded graphs, one review at a time in every scenario: the graph materialises (reviews x
-#: length x 1024) sums per tap, so a padded batch runs slower per review than its reviews one by one
-#: (docs/measurements.md)
-ONNX_FOLDED_BATCHING = (1, 1 << 20)
+#: The ONNX backends' batches (reviews, token ids), as measured (docs/measurements.md): small, because the
+#: runtimes materialise each batch's (reviews x length x 1024) activations, padded to its longest review. The
+#: folded graphs one review at a time: larger batches did not run Offline reliably faster, and made Server miss
+#: its latency bound
+ONNX_BATCHING = {"onnxruntime-trimmed": (4, 16384), "onnxruntime-folded": (1, 1 << 20),
+                 "openvino-trimmed": (4, 16384), "openvino-folded": (1, 1 << 20)}
 #: how long a Server query may wait for others to share its batch (ms; capped at a tenth of the latency target)
 DEFAULT_BATCH_WAIT_MS = 0.5
 #: worker threads that run Offline and Server batches in this process
@@ -97,12 +99,12 @@ class RunConfig:
 
     def batching(self) -> tuple[int, int]:
         """The most reviews and token ids per batch: as given, else the default (:data:`OFFLINE_BATCHING` for
-        the folded backend's Offline runs, :data:`ONNX_FOLDED_BATCHING` for the ONNX runtimes' folded graphs,
-        :data:`OTHER_BATCHING` for the rest)."""
+        the folded backend's Offline runs, :data:`ONNX_BATCHING` for the ONNX backends, :data:`OTHER_BATCHING`
+        for the rest)."""
         if self.scenario == "Offline" and self.backend == "folded":
             size, tokens = OFFLINE_BATCHING
-        elif self.backend in ONNX_BACKEND_NAMES and self.backend.endswith("-folded"):
-            size, tokens = ONNX_FOLDED_BATCHING
+        elif self.backend in ONNX_BATCHING:
+            size, tokens = ONNX_BATCHING[self.backend]
         else:
             size, tokens = OTHER_BATCHING
         return self.max_batch_size or size, self.max_batch_tokens or tokens

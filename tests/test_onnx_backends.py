@@ -16,7 +16,7 @@ from model.backends import create_backend
 from model.onnx_backends import ONNX_BACKENDS, RuntimeMissingError
 from model.precision import ONNX_BACKEND_NAMES
 from readback.run_record import read_run_record
-from sut.config import ONNX_FOLDED_BATCHING, OTHER_BATCHING, RunConfig
+from sut.config import ONNX_BATCHING, RunConfig
 
 @pytest.fixture(scope="module")
 def onnx_cache(tmp_path_factory):
@@ -71,11 +71,12 @@ def test_one_backend_serves_several_worker_threads_at_once(name, onnx_cache, som
     assert np.abs(logits - folded_logits).max() < 1e-4
 
 
-def test_the_folded_graphs_run_one_review_at_a_time_by_default():
+def test_each_onnx_backend_batches_as_measured_unless_told_otherwise():
+    assert set(ONNX_BATCHING) == set(ONNX_BACKEND_NAMES)
     for name in ONNX_BACKEND_NAMES:
-        for scenario in ("Offline", "Server", "SingleStream"):
-            expected = ONNX_FOLDED_BATCHING if name.endswith("-folded") else OTHER_BATCHING
-            assert RunConfig(scenario=scenario, backend=name).batching() == expected
+        for scenario in ("Offline", "Server"):
+            assert RunConfig(scenario=scenario, backend=name).batching() == ONNX_BATCHING[name]
+            assert RunConfig(scenario=scenario, backend=name, max_batch_size=3).batching()[0] == 3
 
 
 def test_precisions_other_than_fp32_are_refused_with_exit_2(capsys):

@@ -115,8 +115,8 @@ def test_described_keys_flow_into_the_description_and_default_to_na(tmp_path):
 def test_the_framework_is_the_runs_own_where_their_records_name_it(tmp_path):
     config = load_system_config(_write(tmp_path / "system.yaml", MINIMAL))
     assert system_description(config)["framework"].startswith("PyTorch ")  # measured: what is installed
-    named = system_description(config, frameworks=["ONNX Runtime 1.32.0", "numba 0.62.1"])
-    assert named["framework"] == "ONNX Runtime 1.32.0, numba 0.62.1"
+    named = system_description(config, frameworks=["ONNX Runtime 1.32.0", "numba 0.68.1"])
+    assert named["framework"] == "ONNX Runtime 1.32.0, numba 0.68.1"
 
 
 def test_overrides_replace_measured_and_described_keys(tmp_path):
