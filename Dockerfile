@@ -44,7 +44,8 @@ RUN if [ -n "$TORCH_FIND_LINKS" ]; then \
 
 WORKDIR /app
 COPY setup.py ./
-# EXTRAS=ray adds Ray, for run.py --ray (docker build --build-arg EXTRAS=ray .). With setup.py alone this
+# EXTRAS=ray adds Ray, for run.py --ray (docker build --build-arg EXTRAS=ray .); onnx and openvino the ONNX
+# runtimes' backends (EXTRAS=onnx,openvino; extras join with commas). With setup.py alone this
 # installs the requirements and the project's metadata; the code itself runs from /app.
 ARG EXTRAS=""
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" && rm -rf build *.egg-info

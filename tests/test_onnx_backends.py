@@ -118,3 +118,23 @@ def test_a_quick_loadgen_run_with_a_runtime_is_valid_and_recorded(name, onnx_cac
     assert f"Backend: {name}" in summary
     framework = read_run_record(output).backend.framework
     assert re.fullmatch(r"(ONNX Runtime|OpenVINO) \d+\.\d+.*", framework), framework
+
+
+@pytest.mark.slow
+def test_test01_passes_with_a_runtime(onnx_cache, dataset_path, tmp_path, capsys):
+    """The runtime's labels in accuracy mode, then at a fixed pace (its labels, the test's speed: the
+    performance check does not depend on the machine) in a performance run and in TEST01."""
+    require_installed("openvino")
+    from conftest import PacedBackend
+
+    backend = create_backend("openvino-folded", threads=2)
+    common = ["--scenario", "Offline", "--count", "200", "--dataset-path", str(dataset_path)]
+    quick = [*common, "--time", "2", "--max-batchsize", "8"]
+    accuracy, performance, test01 = tmp_path / "accuracy", tmp_path / "performance", tmp_path / "test01"
+    assert run.main([*common, "--backend", "openvino-folded", "--accuracy", "--output-dir", str(accuracy)]) == 0
+    assert run.main([*quick, "--output-dir", str(performance)], backend=PacedBackend(backend, 0.02)) == 0
+    code = run.main([*quick, "--compliance", "TEST01", "--accuracy-run", str(accuracy), "--performance-run",
+                     str(performance), "--output-dir", str(test01)], backend=PacedBackend(backend, 0.02))
+    assert code == 0, (test01 / "verify_performance.txt").read_text() + (test01 / "verify_accuracy.txt").read_text()
+    assert "Compliance : TEST01 PASS" in capsys.readouterr().out
+    assert read_run_record(test01).backend.framework.startswith("OpenVINO ")

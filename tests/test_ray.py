@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_installed
 
 from model.weights import WeightsError
 from readback.accuracy import decode_accuracy_log
@@ -319,6 +320,23 @@ def test_short_runs_on_ray_complete_every_sample(scenario, options, tmp_path):
     assert record["status"] == "finished" and record["result"] is not None
     assert_each_sample_completed_once(record)
     assert len(record["cluster"]["actors"]) >= 1
+
+
+@needs_ray
+@pytest.mark.slow
+def test_an_onnx_runtime_on_a_ray_actor_gives_the_local_labels(tmp_path, test_split, folded_backend):
+    require_installed("onnxruntime")
+    run_dir = tmp_path / "run"
+    result = subprocess.run(run_command("--scenario", "Offline", "--accuracy", "--count", "200", "--ray",
+                                        "--ray-actors", "1", "--backend", "onnxruntime-folded", "--output-dir",
+                                        str(run_dir)), cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-4000:]
+    record = record_of(run_dir)
+    assert_each_sample_completed_once(record, 200)
+    reviews = [ids[:1000] for ids in test_split.head(200).token_ids]
+    assert np.array_equal(logged_labels(run_dir, 200), folded_backend.labels(reviews))
+    assert record["backend"]["framework"].startswith("ONNX Runtime ")
+    assert [actor["framework"] for actor in record["cluster"]["actors"]] == [record["backend"]["framework"]]
 
 
 @needs_ray
