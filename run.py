@@ -235,6 +235,8 @@ def print_summary(outcome: RunOutcome) -> None:
         print(f"Overrides  : {listed}  -> a quick run, NOT valid for submission")
     if result is not None and result.errors:
         print(f"LoadGen    : {len(result.errors)} error(s) logged, e.g. {result.errors[0]}")
+    if result is not None and (mismatch := result.error_count_mismatch()):
+        print(f"LoadGen    : {mismatch}")
     print(f"Logs       : {outcome.run_dir}")
 
 

@@ -131,6 +131,13 @@ class LoadGenResult:
     used_settings: dict[str, Any] = field(default_factory=dict)
     #: LoadGen's mean latency (``result_mean_latency_ns``), of a query in SingleStream and MultiStream
     mean_latency_ns: float | None = None
+    #: the errors LoadGen counted (``num_errors``, logged from LoadGen 5.0.16 on; None in older logs)
+    num_errors: int | None = None
+
+    def error_count_mismatch(self) -> str | None:
+        """What is wrong when the errors LoadGen counted (``num_errors``) are not the error entries of its log
+        (``errors``): a log cut short or edited; None when they agree, or when LoadGen logged no count."""
+        return error_count_mismatch(self.num_errors, len(self.errors))
 
     @property
     def validity(self) -> str:
@@ -187,6 +194,15 @@ class LoadGenResult:
         return int(match["count"]) if match else None
 
 
+def error_count_mismatch(counted: object, entries: int) -> str | None:
+    """What is wrong when the errors LoadGen counted (its ``num_errors``) are not the ``entries`` its detail log
+    marks as errors; None when they agree, or when the log holds no count (LoadGen before 5.0.16)."""
+    if not isinstance(counted, int) or counted == entries:
+        return None
+    return (f"LoadGen counted {counted} error(s) (num_errors) but its detail log holds {entries} error entries: "
+            "the log is incomplete or was changed")
+
+
 def read_result(log_dir: Path) -> LoadGenResult:
     """The result of the LoadGen run whose logs are in ``log_dir``."""
     detail_path = Path(log_dir) / DETAIL_FILE
@@ -203,7 +219,8 @@ def read_result(log_dir: Path) -> LoadGenResult:
             if key.startswith("effective_") or key in USED_KEYS}
     result = LoadGenResult(scenario, mode, None if validity is None else validity == "VALID", errors=errors,
                            latencies_ns=latencies, used_settings=used,
-                           mean_latency_ns=_number(values.get("result_mean_latency_ns")))
+                           mean_latency_ns=_number(values.get("result_mean_latency_ns")),
+                           num_errors=values["num_errors"] if isinstance(values.get("num_errors"), int) else None)
     if validity is None:
         return result
     result.failed_checks = [name for key, name in VALIDITY_CHECKS.items() if values.get(key) is False]

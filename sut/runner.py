@@ -51,7 +51,13 @@ from sut.loadgen_driver import LoadGenTest
 from sut.local_executor import LocalExecutor
 from sut.peak_search import run_peak_search
 from sut.run_folder import new_run_dir, peak_rss_bytes, recording, refuse_unusable_output
-from sut.settings import Override, RunSettings, load_run_settings, warn_of_settings_used_otherwise
+from sut.settings import (
+    Override,
+    RunSettings,
+    load_run_settings,
+    warn_of_seeds_other_than_the_rules,
+    warn_of_settings_used_otherwise,
+)
 from sut.system import Seq2CNNSystem, server_batch_wait_s
 
 log = logging.getLogger(__name__)
@@ -130,6 +136,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     run_settings = load_run_settings(
         config.scenario, config.mode, config.mlperf_conf, config.user_conf,
         duration_s=config.duration_s, target_qps=config.target_qps, target_latency_ms=config.target_latency_ms)
+    warn_of_seeds_other_than_the_rules(run_settings)
     if performance is not None and (differences := settings_unlike(performance, run_settings, config.count)):
         log.warning("this %s run's settings differ from those of its performance run %s: %s. TEST01 compares the "
                     "two runs' figures as they are (as MLPerf's verify_performance.py does); make both with the same "

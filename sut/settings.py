@@ -46,6 +46,7 @@ from common.errors import BadInputError
 from common.files import read_regular_file
 from readback.benchmark import COMMON_SETTINGS, MODEL_NAME
 from readback.benchmark import SCENARIOS as BENCHMARK_SCENARIOS
+from readback.rules import LOADGEN_REQUIREMENT, RULES_SEEDS, RULES_VERSION
 from readback.settings_record import ConfigFile, Override, SettingsRecord
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,21 @@ def _quick_run_overrides(
             raise ConfigError("--target-latency (target_latency_ms) does not apply to Offline, which has no latency bound; use --qps (target_qps) instead")
         overrides.append(Override("target_latency_ms", target_latency_ms, {attribute: round(target_latency_ms * 1e6)}))
     return overrides
+
+
+def warn_of_seeds_other_than_the_rules(run_settings: RunSettings) -> None:
+    """Warn, before the run, when LoadGen will run with other random seeds than the MLPerf rules this project
+    packs for (:mod:`readback.rules`): those built into an mlcommons-loadgen of another round (LoadGen reads
+    no seed from the config files)."""
+    settings = run_settings.test_settings
+    other = {name: getattr(settings, name) for name, value in RULES_SEEDS.items() if getattr(settings, name) != value}
+    if other:
+        log.warning("the installed LoadGen %s runs with other random seeds than the MLPerf Inference %s rules' (%s): "
+                    "MLPerf's checker, the packer and tools.check_submission refuse its logs, whose figures are "
+                    "still a measurement. For a submission: pip install '%s'",
+                    importlib.metadata.version("mlcommons-loadgen"), RULES_VERSION,
+                    ", ".join(f"{name} {value}, the rules' {RULES_SEEDS[name]}" for name, value in other.items()),
+                    LOADGEN_REQUIREMENT)
 
 
 #: settings given to LoadGen (``TestSettings`` attribute) and the name LoadGen logs what it used under

@@ -99,6 +99,7 @@ def test_short_performance_run_completes_every_issued_sample_once(scenario, quic
     assert samples.never_completed == samples.completed_more_than_once == samples.completed_not_issued == 0
     assert record.status == "finished" and record.kind == "performance" and record.backend.name == "folded"
     assert record.backend.framework.startswith("numba ")
+    assert record.result.num_errors == 0 == len(record.result.errors) and record.result.error_count_mismatch() is None
     assert "count" in [o.option for o in record.settings.overrides] and record.settings.quick_run
     assert record.git["commit"] and record.dataset.samples == 200 and record.dataset.split_samples == 25_000
     assert not (out / "audit.config").exists()

@@ -322,3 +322,26 @@ def test_loadgen_runs_with_the_loaded_settings(tmp_path, tuning):
     assert logged["requested_single_stream_target_latency_percentile"] == pytest.approx(0.9)
     assert logged["requested_performance_sample_count_override"] == 25_000
     assert logged["requested_min_duration_ms"] == 200
+
+
+def test_a_loadgen_of_another_rounds_seeds_is_warned_of_before_the_run(monkeypatch, caplog, tmp_path):
+    """The installed LoadGen writes the rules' seeds: no warning. Were the rules' seeds others (as for a LoadGen of
+    another round), run.py's plan says so before anything loads."""
+    import importlib.metadata
+
+    from readback.rules import RULES_SEEDS
+    from sut.config import RunConfig
+    from sut.runner import plan_run
+
+    config = RunConfig(scenario="Offline", output_dir=tmp_path / "run")
+    with caplog.at_level(logging.WARNING):
+        plan_run(config)
+    assert not [record for record in caplog.records if "random seeds" in record.getMessage()]
+    monkeypatch.setitem(RULES_SEEDS, "qsl_rng_seed", 1)
+    with caplog.at_level(logging.WARNING):
+        plan_run(config)
+    [warning] = [record.getMessage() for record in caplog.records if "random seeds" in record.getMessage()]
+    installed = importlib.metadata.version("mlcommons-loadgen")
+    assert warning.startswith(f"the installed LoadGen {installed} runs with other random seeds than the MLPerf "
+                              "Inference v6.1 rules' (qsl_rng_seed 2085463073848966840, the rules' 1)")
+    assert warning.endswith("pip install 'mlcommons-loadgen>=6.0.16,<6.1'")

@@ -26,7 +26,7 @@ import pytest
 import run
 from common.text import ordinal
 from readback.accuracy import read_accuracy_report
-from readback.loadgen_log import detail_values
+from readback.loadgen_log import DETAIL_FILE, detail_values, read_result
 from readback.run_files import SUT_TIMINGS_FILE
 from readback.run_record import read_run_record
 from readback.timings import read_sut_timings
@@ -555,12 +555,56 @@ def test_unfinished_run_is_refused(runs, tmp_path):
         assemble([unfinished], EXAMPLE_SYSTEM, tmp_path / "out")
 
 
-def test_run_of_another_loadgen_series_is_refused(runs, tmp_path):
-    older = _copy_run(runs["Offline-accuracy"], tmp_path / "older", lambda r: r["settings"].update(loadgen_version="5.1.2"))
-    with pytest.raises(SubmissionError, match=rf"LoadGen 5.1.2, but this tree follows the MLPerf Inference "
-                                              rf"{layout.RULES_VERSION} rules"):
+#: the seeds LoadGen 6.0.15 runs with, the MLPerf Inference v6.0 rules'
+V60_SEEDS = {"qsl_rng_seed": 2465351861681999779, "sample_index_rng_seed": 14276810075590677512,
+             "schedule_rng_seed": 3936089224930324775}
+#: what MLPerf's checker says of the first, and what to do
+WRONG_SEED = "qsl_rng_seed is wrong, expected=2085463073848966840 (logged 2465351861681999779)"
+ADVICE = (f"LoadGen 6.0.15 made the run with the seeds of another round than MLPerf Inference {layout.RULES_VERSION}'s: "
+          "pip install 'mlcommons-loadgen>=6.0.16,<6.1' and make the run again")
+
+
+def _with_v60_seeds(detail_log: Path) -> None:
+    """``detail_log`` as LoadGen 6.0.15 writes it: v6.0's seeds, its version."""
+    text = detail_log.read_text()
+    for name, seed in V60_SEEDS.items():
+        text, found = re.subn(rf'("key": "effective_{name}", "value": )\d+', rf"\g<1>{seed}", text)
+        assert found == 1, name
+    text, found = re.subn(r'("key": "loadgen_version", "value": ")[^"]+"', r'\g<1>6.0.15 @ 0123abcd"', text)
+    assert found == 1
+    detail_log.write_text(text)
+
+
+def test_a_run_made_with_another_rounds_seeds_is_refused_whatever_loadgen_is_installed(runs, tmp_path):
+    older = _copy_run(runs["Offline-accuracy"], tmp_path / "older", lambda r: None)
+    _with_v60_seeds(older / DETAIL_FILE)
+    with pytest.raises(SubmissionError) as refused:
         assemble([older], EXAMPLE_SYSTEM, tmp_path / "out")
+    assert WRONG_SEED in str(refused.value) and ADVICE.replace("6.0.15", "6.0.15 @ 0123abcd") in str(refused.value)
+    assert "sample_index_rng_seed is wrong" in str(refused.value) and "schedule_rng_seed is wrong" in str(refused.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_error_count_unlike_the_error_entries_is_reported(tree_copy, runs, capsys):
+    """LoadGen counts its errors (num_errors); a log whose error entries are fewer was cut or changed."""
+    detail = _scenario_dir(tree_copy, "Server") / "performance" / "run_1" / DETAIL_FILE
+    text, found = re.subn(r'("key": "num_errors", "value": )0', r"\g<1>2", detail.read_text())
+    assert found == 1
+    detail.write_text(text)
+    code, lines = check(tree_copy, runs["rules"], capsys)
+    assert code == 1
+    assert (f"{detail}: LoadGen counted 2 error(s) (num_errors) but its detail log holds 0 error entries: the log is "
+            "incomplete or was changed") in lines
+    assert read_result(detail.parent).error_count_mismatch().startswith("LoadGen counted 2 error(s)")
+
+
+def test_the_checker_refuses_a_detail_log_of_another_rounds_seeds(tree_copy, runs, capsys):
+    detail = _scenario_dir(tree_copy, "Offline") / "performance" / "run_1" / DETAIL_FILE
+    _with_v60_seeds(detail)
+    code, lines = check(tree_copy, runs["rules"], capsys)
+    assert code == 1
+    [line] = [line for line in lines if line.startswith(str(detail))]
+    assert WRONG_SEED in line and ADVICE.replace("6.0.15", "6.0.15 @ 0123abcd") in line, line
 
 
 def test_changed_config_file_is_refused_and_nothing_is_left(runs, tmp_path):

@@ -133,6 +133,8 @@ def invalid_reasons(run: RunFolder) -> list[str]:
     if run.result.early_stopping:
         reasons.append(f"early stopping: {run.result.early_stopping}")
     reasons += [f"LoadGen error: {error}" for error in run.result.errors]
+    if mismatch := run.result.error_count_mismatch():
+        reasons.append(mismatch)
     if run.record is not None and run.record.status != "finished":
         reasons.append(f"run.json {run.record.unfinished_reason()}")
     return reasons

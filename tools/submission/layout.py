@@ -2,8 +2,8 @@
 
 Shared by :mod:`tools.submission.pack` (which writes the tree) and
 :mod:`tools.submission.checker` (which reads it), so that both agree. The layout
-is that of the MLPerf Inference rules :data:`RULES_VERSION`, the round whose
-random seeds the pinned LoadGen series (:data:`LOADGEN_SERIES`) runs with.
+is that of the MLPerf Inference rules :data:`RULES_VERSION`, whose random seeds
+the runs must carry (:mod:`readback.rules`).
 Paths are relative to the ``<division>/<submitter>`` folder::
 
     systems/<system>.json                          the system description
@@ -32,6 +32,7 @@ from pathlib import PurePosixPath
 
 from readback.benchmark import MODEL_NAME
 from readback.loadgen_log import ACCURACY_FILE, DETAIL_FILE, SUMMARY_FILE
+from readback.rules import RULES_VERSION  # noqa: F401 - the layout's round, read by the packer and the checker
 from readback.run_files import (
     ACCURACY_REPORT_FILE,
     RUN_RECORD_FILE,
@@ -41,10 +42,6 @@ from readback.run_files import (
     VERIFY_PERFORMANCE_FILE,
 )
 
-#: The MLPerf Inference round whose submission layout and rules this tree follows.
-RULES_VERSION = "v6.1"
-#: The mlcommons-loadgen releases (major.minor) whose built-in seeds are those of :data:`RULES_VERSION`.
-LOADGEN_SERIES = "6.0"
 
 PERFORMANCE_RUN = PurePosixPath("performance", "run_1")
 MEASUREMENTS_FILE = "measurements.json"

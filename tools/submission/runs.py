@@ -6,8 +6,8 @@ A run folder (written by ``run.py``) says in its ``run.json``
 ``performance``, ``accuracy`` or ``TEST01``. Run folders named one by one are
 taken as they are; refused, with an error naming the run folders: a run that
 did not finish, a run of an unknown kind, two runs for the same scenario and
-kind, runs made with a LoadGen whose seeds are not those of the layout's round
-(:mod:`tools.submission.layout`).
+kind, a run whose detail log holds other random seeds than the rules' (made
+with a LoadGen of another round, :mod:`readback.rules`).
 
 A folder of runs (``results/``, which holds no ``run.json`` itself) is a
 choice instead (:func:`choose_runs`): for each slot the latest finished run
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import BadInputError
+from readback.loadgen_log import DETAIL_FILE, LoadGenLogError, detail_values
+from readback.rules import seed_advice, wrong_seeds
 from readback.run_files import RUN_RECORD_FILE
 from readback.run_record import RunRecord, RunRecordError, read_finished_run
 from tools.submission import layout
@@ -61,13 +63,14 @@ def read_run(path: Path) -> RunFolder:
             f"run {path} is a {record.kind} run, which a submission does not hold; "
             f"pass {', '.join(layout.KINDS)} runs only"
         )
-    version = record.settings.loadgen_version
-    if version.split(".")[:2] != layout.LOADGEN_SERIES.split("."):
-        raise SubmissionError(
-            f"run {path} was made with LoadGen {version}, but this tree follows the MLPerf Inference "
-            f"{layout.RULES_VERSION} rules, whose random seeds LoadGen {layout.LOADGEN_SERIES}.x uses: install "
-            f"mlcommons-loadgen=={layout.LOADGEN_SERIES}.* and make the run again"
-        )
+    try:
+        detail = detail_values(Path(path) / DETAIL_FILE)
+    except LoadGenLogError as error:
+        raise SubmissionError(f"run {path}: {error}") from None
+    wrong = wrong_seeds(detail)
+    if wrong:
+        raise SubmissionError(f"run {path}: {'; '.join(wrong)} in {DETAIL_FILE}; "
+                              f"{seed_advice(detail.get('loadgen_version', record.settings.loadgen_version))}")
     return RunFolder(Path(path), record)
 
 

@@ -33,6 +33,7 @@ from readback.loadgen_log import (
     ACCURACY_FILE,
     DETAIL_FILE,
     detail_entries,
+    error_count_mismatch,
     read_result,
 )
 from readback.run_files import (
@@ -41,6 +42,7 @@ from readback.run_files import (
     VERIFY_ACCURACY_FILE,
     VERIFY_PERFORMANCE_FILE,
 )
+from readback.rules import seed_advice, wrong_seeds
 from readback.run_record import RunRecordError, read_run_record
 from readback.test01 import PASS_LINE
 from sut.settings import load_run_settings
@@ -71,12 +73,10 @@ def _performance_sample_count(rules: lg.TestSettings) -> int:
     return rules.performance_sample_count_override or TEST_SPLIT_REVIEWS
 
 
+#: (the seeds are held against the rules' own, readback.rules, whatever LoadGen is installed)
 COMMON_RULES = (
     RuleCheck("min_duration_ms", "effective_min_duration_ms", lambda r: r.min_duration_ms, at_least=True),
     RuleCheck("performance_sample_count", "effective_performance_sample_count", _performance_sample_count),
-    RuleCheck("qsl_rng_seed", "effective_qsl_rng_seed", lambda r: r.qsl_rng_seed),
-    RuleCheck("sample_index_rng_seed", "effective_sample_index_rng_seed", lambda r: r.sample_index_rng_seed),
-    RuleCheck("schedule_rng_seed", "effective_schedule_rng_seed", lambda r: r.schedule_rng_seed),
 )
 MIN_QUERY_COUNT = RuleCheck("min_query_count", "effective_min_query_count", lambda r: r.min_query_count, at_least=True)
 SCENARIO_RULES = {
@@ -250,13 +250,14 @@ class ScenarioCheck:
         logged = (detail.get("effective_scenario"), detail.get("effective_test_mode"))
         if logged != (self.scenario, mode):
             self.add(folder / DETAIL_FILE, f"is the log of a {logged[0]} {logged[1]} run, expected {self.scenario} {mode}")
-        version = str(detail.get("loadgen_version", "?"))
-        if version.split(".")[:2] != layout.LOADGEN_SERIES.split("."):
-            self.add(folder / DETAIL_FILE, f"written by LoadGen {version}; the {layout.RULES_VERSION} rules' seeds are "
-                                           f"LoadGen {layout.LOADGEN_SERIES}.x's: rerun with that LoadGen")
-        for entry in entries:
-            if entry.get("metadata", {}).get("is_error"):
-                self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {entry.get('key')}: {entry.get('value')}")
+        wrong = wrong_seeds(detail)
+        if wrong:
+            self.add(folder / DETAIL_FILE, f"{'; '.join(wrong)}; {seed_advice(detail.get('loadgen_version', '?'))}")
+        errors = [entry for entry in entries if entry.get("metadata", {}).get("is_error")]
+        for entry in errors:
+            self.add(folder / DETAIL_FILE, f"LoadGen logged an error: {entry.get('key')}: {entry.get('value')}")
+        if mismatch := error_count_mismatch(detail.get("num_errors"), len(errors)):
+            self.add(folder / DETAIL_FILE, mismatch)
         return detail
 
     def _check_performance(self, folder: Path, kind: str, must_be_valid: bool) -> None:
