@@ -8,7 +8,7 @@
 # table caches and numba's compiled kernels live in /cache, a volume worth keeping between runs.
 #
 # What differs between sites is a build argument; the defaults need Docker Hub and download.pytorch.org:
-#   BASE_IMAGE        any image with Python 3.11 (python3) and its venv module, e.g. Debian bookworm's
+#   BASE_IMAGE        any image with Python 3.11-3.13 (python3) and its venv module, e.g. Debian bookworm's
 #                     (docker/base-image.sh makes one without an image registry)
 #   TORCH_INDEX_URL   the index torch==$TORCH_VERSION comes from (default: PyTorch's CPU index)
 #   TORCH_FIND_LINKS  a folder URL holding that torch wheel instead (then torch's own requirements come

@@ -2,6 +2,8 @@
 # Both create the virtual environment .venv on first use.
 
 PYTHON ?= python3
+# The Pythons every dependency has wheels for (setup.py's python_requires says the same)
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 SCENARIO ?= SingleStream
@@ -18,6 +20,10 @@ install: $(VENV)/.installed
 
 # torch is pinned to the tested release before the project so that pip keeps it.
 $(VENV)/.installed: setup.py
+	@version=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { \
+	    echo "make: cannot run $(PYTHON): install Python $(SUPPORTED_PYTHONS) (any one), or name it: make PYTHON=python3.12" >&2; exit 2; }; \
+	case " $(SUPPORTED_PYTHONS) " in *" $$version "*) ;; *) \
+	    echo "make: $(PYTHON) is Python $$version; this project installs on Python $(SUPPORTED_PYTHONS), for which every dependency has wheels: name one, e.g. make PYTHON=python3.12" >&2; exit 2;; esac
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
