@@ -10,7 +10,8 @@
 # What differs between sites is a build argument; the defaults need Docker Hub and download.pytorch.org:
 #   BASE_IMAGE        any image with Python 3.11-3.13 (python3) and its venv module, e.g. Debian bookworm's
 #                     (docker/base-image.sh makes one without an image registry)
-#   TORCH_INDEX_URL   the index torch==$TORCH_VERSION comes from (default: PyTorch's CPU index)
+#   TORCH_INDEX_URL   the index torch==$TORCH_VERSION comes from (default: PyTorch's CPU index; empty: the
+#                     base image's package index, whose torch is the CUDA build)
 #   TORCH_FIND_LINKS  a folder URL holding that torch wheel instead (then torch's own requirements come
 #                     from the base image's package index)
 #   SOURCE_COMMIT     the commit the build context holds, written into every run's run.json
@@ -38,8 +39,10 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_FIND_LINKS=""
 RUN if [ -n "$TORCH_FIND_LINKS" ]; then \
         pip install --find-links "$TORCH_FIND_LINKS" "torch==$TORCH_VERSION"; \
-    else \
+    elif [ -n "$TORCH_INDEX_URL" ]; then \
         pip install --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"; \
+    else \
+        pip install "torch==$TORCH_VERSION"; \
     fi
 
 WORKDIR /app

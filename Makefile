@@ -51,4 +51,5 @@ campaign: install
 
 # The Docker check (not part of make test): build the image and run it as a user would (docker/test.sh).
 docker-test:
-	docker/test.sh
+	SEQ2CNN_DOCKER_SUITE=bookworm docker/test.sh
+	SEQ2CNN_DOCKER_SUITE=trixie docker/test.sh

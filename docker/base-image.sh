@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# A Debian bookworm base image (Python 3.11.2, its venv module, pip) made without an image registry:
+# A Debian base image (bookworm: Python 3.11.2; trixie: Python 3.13; its venv module, pip) made without an image registry:
 # debootstrap from the Debian mirror apt uses on this machine, then 'docker import'. The host's locally
 # added CA certificates (/usr/local/share/ca-certificates, which update-ca-certificates puts in the system
 # bundle) go into the image, and pip's cert points at that bundle: behind a TLS-inspecting proxy, pip in a
 # container reaches the package registry the way the host's pip does only then.
 #
-#   docker/base-image.sh [NAME]      # default seq2cnn-base:bookworm; about 1.5 minutes; needs root and debootstrap
+#   docker/base-image.sh [NAME]      # default seq2cnn-base:bookworm; seq2cnn-base:trixie for Debian 13; the tag
+#                                    # names the Debian suite; about 1.5 minutes; needs root and debootstrap
 #
 # Then: docker build --network host --build-arg BASE_IMAGE=seq2cnn-base:bookworm ... (docker/test.sh does).
 set -euo pipefail
 
 name=${1:-seq2cnn-base:bookworm}
-suite=bookworm
+suite=${name##*:}
 
 fail() { echo "docker/base-image.sh: $*" >&2; exit 2; }
+
+case "$suite" in bookworm|trixie) ;; *) fail "the image's tag names the Debian suite: seq2cnn-base:bookworm (Python 3.11) or seq2cnn-base:trixie (Python 3.13), not '$suite'";; esac
 
 [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root: run it as root (sudo docker/base-image.sh)"
 command -v debootstrap >/dev/null || fail "debootstrap is not installed: apt-get install debootstrap"

@@ -2,15 +2,19 @@
 # The Docker check: builds the project's image and runs it as a user would, on a machine without an image
 # registry (a local base image) or with one (SEQ2CNN_DOCKER_BASE=python:3.11-slim).
 #
-#   docker/test.sh           # or: make docker-test; about 15 minutes on 2 cores, most of it the test suite
+#   docker/test.sh           # Debian 12 (bookworm, Python 3.11.2); about 15 minutes on 2 cores
+#   SEQ2CNN_DOCKER_SUITE=trixie docker/test.sh   # Debian 13 (Python 3.13); torch's CUDA build from the
+#                            # package registry: about 10 GB of image, 20 minutes
+#   make docker-test         # both, one after the other
 #
 # Steps, each timed, each exit code checked:
 #   1. a Docker daemon: the one that answers, else one started here (dockerd --storage-driver=overlay2
 #      --iptables=false --bridge=none, as root), stopped at the end; a daemon that was running is left alone
-#   2. the base image: $SEQ2CNN_DOCKER_BASE, or Debian bookworm's Python 3.11 made by docker/base-image.sh
-#      (once; kept as seq2cnn-base:bookworm)
-#   3. the image seq2cnn-mlperf:test, built with --network host; torch's CPU wheel from the local wheel
-#      folder pip uses here (served on 127.0.0.1) when it holds one, else from PyTorch's CPU index
+#   2. the base image: $SEQ2CNN_DOCKER_BASE, or the Debian suite's ($SEQ2CNN_DOCKER_SUITE: bookworm, the
+#      default, or trixie) made by docker/base-image.sh (once; kept as seq2cnn-base:<suite>)
+#   3. the image seq2cnn-mlperf:test, built with --network host; torch's CPU wheel for the image's Python
+#      from the local wheel folder pip uses here (served on 127.0.0.1) when it holds one, else for
+#      bookworm from PyTorch's CPU index, for trixie from the package registry (its CUDA build)
 #   4. in it, with the dataset mounted read-only, the cache on a fresh volume and the results in
 #      results/docker-test/<time>/: a quick run of each scenario (the first fills the cache, the others
 #      must read it) and a full Offline --accuracy run, which must report the host's 89.064 %
@@ -23,12 +27,18 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-image=seq2cnn-mlperf:test
-suite_image=seq2cnn-mlperf:test-suite
-cache_volume=seq2cnn-docker-test-cache
+suite=${SEQ2CNN_DOCKER_SUITE:-bookworm}
+case "$suite" in
+    bookworm) python_tag=cp311 ;;
+    trixie) python_tag=cp313 ;;
+    *) echo "docker/test.sh: SEQ2CNN_DOCKER_SUITE is bookworm (Python 3.11) or trixie (Python 3.13), not '$suite'" >&2; exit 2 ;;
+esac
+image=seq2cnn-mlperf:test-$suite
+suite_image=seq2cnn-mlperf:test-suite-$suite
+cache_volume=seq2cnn-docker-test-cache-$suite
 torch_version=2.13.0+cpu
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$repo/results/docker-test/$stamp"
+results="$repo/results/docker-test/$stamp-$suite"
 mkdir -p "$results"
 
 fail() { echo "docker/test.sh: $*" >&2; exit "${2:-1}"; }
@@ -82,10 +92,10 @@ fi
 
 # --- 2. the base image ------------------------------------------------------------------------------
 begin "2. base image"
-base=${SEQ2CNN_DOCKER_BASE:-seq2cnn-base:bookworm}
+base=${SEQ2CNN_DOCKER_BASE:-seq2cnn-base:$suite}
 if docker image inspect "$base" >/dev/null 2>&1; then
     end "$base (present)"
-elif [ "$base" = seq2cnn-base:bookworm ]; then
+elif [ "$base" = "seq2cnn-base:$suite" ]; then
     docker/base-image.sh "$base"
     end "$base (made)"
 else
@@ -98,12 +108,15 @@ begin "3. build $image"
 # The local wheel folder pip is configured with ($PIP_FIND_LINKS, or pip's find-links setting), if it holds torch.
 wheels=${SEQ2CNN_TORCH_WHEELS:-${PIP_FIND_LINKS:-$(python3 -m pip config get global.find-links 2>/dev/null || true)}}
 torch_source=(--build-arg "TORCH_VERSION=$torch_version")
-if [ -n "$wheels" ] && compgen -G "$wheels/torch-${torch_version}-cp311-*.whl" >/dev/null; then
+if [ -n "$wheels" ] && compgen -G "$wheels/torch-${torch_version}-${python_tag}-*.whl" >/dev/null; then
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" > "$results/wheel-server.log" 2>&1 &
     server_pid=$!
     torch_source+=(--build-arg "TORCH_FIND_LINKS=http://127.0.0.1:$port/")
     echo "torch $torch_version from $wheels (served on 127.0.0.1:$port for the build)"
+elif [ "$suite" = trixie ]; then
+    torch_source=(--build-arg "TORCH_VERSION=${torch_version%+cpu}" --build-arg "TORCH_INDEX_URL=")
+    echo "torch ${torch_version%+cpu} from the package registry (its CUDA build; no local $python_tag wheel)"
 else
     echo "torch $torch_version from PyTorch's CPU index (no local wheel; SEQ2CNN_TORCH_WHEELS=FOLDER names one)"
 fi

@@ -77,6 +77,7 @@ class OnnxGraphBackend:
         self.runtime, self.graph = ONNX_BACKENDS[name]
         self.device = device
         self.precision = "fp32"
+        _import_runtime(self.runtime)  # first: a missing runtime names its extra, which brings onnx too
         self.graph_path = exported_graph(self.graph, weights_path)
         run = self._onnxruntime if self.runtime == "onnxruntime" else self._openvino
         self._run, self.framework = run(self.graph_path, device, threads)
