@@ -102,7 +102,8 @@ def _expect_latency(config: RunConfig, run_settings: RunSettings, split: Tokeniz
     lasts = SEQUENTIAL_SLACK * mean_s * 1e9 / expected_ns  # the prepared queries, in --time at the measured pace
     log.info("%s expected latency set to %.4f ms (the %.4f ms mean measured / %g%s), so that the queries LoadGen "
              "prepares (for twice --time at that pace; it stops once --time and its minimum query count are reached) "
-             "last at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster", config.scenario, expected_ns / 1e6,
+             "last at least --time %g s, as a VALID run needs, even if the machine gets up to %.1f x faster",
+             config.scenario, expected_ns / 1e6,
              mean_s * 1e3, MARGIN, ", raised so that they fit in memory" if expected_ns == fitting_ns else "",
              config.duration_s, lasts)
     setting = BENCHMARK_SCENARIOS[config.scenario].expected_latency_setting
